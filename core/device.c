@@ -1,0 +1,200 @@
+/* device.c - the runtime of one device (see device.h).
+ *
+ * device_fire() is the one place a device changes state: it looks the event up in the
+ * table, journals the transition, logs it, and runs the action. An action may raise the
+ * next event at once (storage answered synchronously); such events wait in a small queue
+ * until the current action returns, so actions never nest.
+ */
+#include "device.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../states/states.h"
+#include "log.h"
+
+static uint64_t now_ms(const device *d) { return uv_now(d->o.loop); }
+
+void device_log(const device *d, int level, const char *fmt, ...) {
+  if (level < log_get_level()) return;
+  if (d->o.quiet && level < LOG_WARN) return;
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  log_msg(level, d->label, "%s", msg);
+}
+
+void device_init(device *d, const device_opts *o) {
+  memset(d, 0, sizeof(*d));
+  d->o = *o;
+  snprintf(d->label, sizeof(d->label), "%s", o->label ? o->label : "device");
+  d->state = ST_UNPROVISIONED;
+  rng_seed(&d->rng, o->seed);
+  backoff_init(&d->bo, o->retry_base_ms ? o->retry_base_ms : 1000,
+               o->retry_cap_ms ? o->retry_cap_ms : 60000);
+  uv_timer_init(o->loop, &d->timer);
+  d->timer.data = d;
+  d->req.data = d;
+}
+
+void device_start(device *d) {
+  d->t_start_ms = now_ms(d);
+  device_fire(d, EV_START, NULL);
+}
+
+static void on_retry_timer(uv_timer_t *t) {
+  device *d = t->data;
+  device_fire(d, EV_RETRY, NULL);
+}
+
+static void action_backoff(device *d) {
+  d->failures++;
+  if (d->o.max_retries >= 0 && d->failures > d->o.max_retries) {
+    char why[600];
+    snprintf(why, sizeof(why), "gave up after %d failed attempts: %s", d->failures,
+             d->eb.msg[0] ? d->eb.msg : otad_strerror(d->last_err));
+    snprintf(d->eb.msg, sizeof(d->eb.msg), "%s", why);
+    device_fire(d, EV_GIVE_UP, d->eb.msg);
+    return;
+  }
+  uint32_t delay = backoff_next(&d->bo, &d->rng);
+  device_log(d, LOG_WARN, "%s; retrying in %.1f s (attempt %d)",
+             d->eb.msg[0] ? d->eb.msg : otad_strerror(d->last_err), delay / 1000.0,
+             d->failures + 1);
+  uv_timer_start(&d->timer, on_retry_timer, delay, 0);
+}
+
+static void run_action(device *d, enum dev_action a) {
+  switch (a) {
+    case ACT_NONE:
+      break;
+    case ACT_INSPECT:
+      unprovisioned_inspect(d);
+      break;
+    case ACT_REGISTER:
+      registering_register(d);
+      break;
+    case ACT_NEW_ID:
+      registering_new_id(d);
+      break;
+    case ACT_BACKOFF:
+      action_backoff(d);
+      break;
+    case ACT_PREPARE_KEY:
+      ecu_registering_prepare_key(d);
+      break;
+    case ACT_REGISTER_ECUS:
+      ecu_registering_register(d);
+      break;
+    case ACT_FINISH:
+      d->t_done_ms = now_ms(d);
+      provisioned_finish(d);
+      break;
+    case ACT_FAIL:
+      d->t_done_ms = now_ms(d);
+      failed_finish(d);
+      break;
+    case ACT__COUNT:
+      break;
+  }
+}
+
+static void apply(device *d, enum dev_event ev, const char *detail) {
+  transition t;
+  if (!machine_step(d->state, ev, &t)) {
+    device_log(d, LOG_ERROR, "bug: event '%s' is not handled in state '%s'",
+               machine_event_name(ev), machine_state_name(d->state));
+    return;
+  }
+  if (d->o.jr) journal_record(d->o.jr, d->label, d->id, &t, detail);
+  if (t.from != t.to)
+    device_log(d, LOG_DEBUG, "%s --%s--> %s", machine_state_name(t.from),
+               machine_event_name(ev), machine_state_name(t.to));
+  d->state = t.to;
+  if (ev != EV_TRANSIENT_ERROR && ev != EV_RETRY && ev != EV_START && ev != EV_KEY_READY) {
+    d->failures = 0;
+    backoff_reset(&d->bo);
+  }
+  if (d->closing) return;
+  run_action(d, t.action);
+}
+
+void device_fire(device *d, enum dev_event ev, const char *detail) {
+  if (d->dispatching) {
+    if (d->npending < (int)(sizeof(d->pending) / sizeof(d->pending[0])))
+      d->pending[d->npending++] = ev;
+    else
+      device_log(d, LOG_ERROR, "bug: event queue full, '%s' dropped", machine_event_name(ev));
+    return;
+  }
+  d->dispatching = true;
+  apply(d, ev, detail);
+  while (d->npending > 0) {
+    enum dev_event next = (enum dev_event)d->pending[0];
+    memmove(d->pending, d->pending + 1, (size_t)(--d->npending) * sizeof(d->pending[0]));
+    apply(d, next, d->eb.msg[0] ? d->eb.msg : NULL);
+  }
+  d->dispatching = false;
+}
+
+void device_fail_with(device *d, enum dev_event ev, int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(d->eb.msg, sizeof(d->eb.msg), fmt, ap);
+  va_end(ap);
+  d->last_err = err;
+  device_fire(d, ev, d->eb.msg);
+}
+
+char *device_url(const char *base, const char *path) {
+  size_t bl = strlen(base);
+  while (bl > 0 && base[bl - 1] == '/') bl--;
+  while (*path == '/') path++;
+  char *u = malloc(bl + strlen(path) + 2);
+  if (u) sprintf(u, "%.*s/%s", (int)bl, base, path);
+  return u;
+}
+
+/* ---- shutdown ---- */
+
+static void maybe_closed(device *d) {
+  if (!d->closing || d->work_busy || !d->timer_closed || !d->close_cb) return;
+  void (*cb)(device *) = d->close_cb;
+  d->close_cb = NULL;
+  cb(d);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  device *d = h->data;
+  d->timer_closed = true;
+  maybe_closed(d);
+}
+
+void device_work_finished(device *d) {
+  d->work_busy = false;
+  maybe_closed(d);
+}
+
+void device_close(device *d, void (*cb)(device *d)) {
+  d->closing = true;
+  d->close_cb = cb;
+  if (d->req.easy) http_cancel(&d->req);
+  uv_timer_stop(&d->timer);
+  uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+}
+
+void device_free(device *d) {
+  http_request_reset(&d->req);
+  free(d->req_body);
+  free(d->req_url);
+  free(d->server_url);
+  tls_creds_free(&d->own_prov);
+  tls_creds_free(&d->creds);
+  keys_free(&d->ecu_key);
+  store_close(d->o.st);
+  d->o.st = NULL;
+}

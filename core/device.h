@@ -1,0 +1,123 @@
+/* device.h - one device: everything it owns, and the runtime that moves it through the
+ * state machine.
+ *
+ * The agent runs one device; the fleet simulator runs thousands on the same loop, so a
+ * device holds no pointers to globals: the loop, HTTP client, config and journal it uses
+ * are handed in by its owner, and shared read-only or through their own interfaces. Every
+ * change of state goes through device_fire(), which asks machine_step() for the next state,
+ * journals the transition and performs the action (actions live in states/).
+ */
+#ifndef OTAD_DEVICE_H
+#define OTAD_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../storage/store.h"
+#include "../transport/http.h"
+#include "../transport/keys.h"
+#include "../transport/tls.h"
+#include "backoff.h"
+#include "config.h"
+#include "error.h"
+#include "journal.h"
+#include "machine.h"
+#include "rng.h"
+
+typedef struct device device;
+
+/* Told when the device reaches a final state (provisioned or failed). */
+typedef void (*device_done_fn)(device *d);
+
+/* How a device is set up by its owner. */
+typedef struct device_opts {
+  const char *label;          /* stable name in logs and the journal */
+  const otad_config *cfg;     /* shared, read-only */
+  uv_loop_t *loop;
+  http_client *http;          /* shared by all devices of a loop */
+  store *st;                  /* the device's own storage (owned by the device) */
+  journal *jr;                /* may be NULL; shared */
+  const tls_creds *shared_prov; /* fleet key parsed once by the owner (fleet); NULL = the
+                                   device reads credentials.zip itself */
+  const char *shared_url;     /* server URL that goes with shared_prov */
+  uint64_t seed;              /* for jitter and names; 0 = from the clock */
+  uint32_t retry_base_ms;     /* first backoff delay; 0 = 1000 */
+  uint32_t retry_cap_ms;      /* longest backoff delay; 0 = 60000 */
+  int max_retries;            /* transient failures tolerated in a row; < 0 = no limit */
+  bool quiet;                 /* log only warnings and errors (fleet) */
+  device_done_fn done;
+  void *data;                 /* the owner's */
+} device_opts;
+
+struct device {
+  device_opts o;
+  char label[40];
+  char id[72];            /* device ID sent at registration */
+  char uuid[72];          /* CN of the device certificate the server issued */
+  enum dev_state state;
+  int pending[4];         /* events raised while an action runs (a tiny queue) */
+  int npending;
+  bool dispatching;
+
+  /* Provisioning inputs and results. */
+  char *server_url;       /* gateway base URL, heap */
+  tls_creds own_prov;     /* fleet provisioning identity read from credentials.zip */
+  const tls_creds *prov;  /* &own_prov, or the owner's shared copy */
+  tls_creds creds;        /* device identity: key, cert chain, pinned CA bundle */
+  uptane_key ecu_key;
+  char ecu_serial[72];
+  char ecu_hwid[72];
+
+  /* Work in flight. */
+  http_request req;
+  char *req_body;
+  char *req_url;
+  uv_timer_t timer;       /* backoff */
+  uv_work_t work;         /* key generation on the thread pool */
+  int work_rc;
+  otad_errbuf work_eb;
+  bool work_busy;
+  bool closing;
+  bool timer_closed;
+  void (*close_cb)(device *d);
+  backoff bo;
+  rng rng;
+  int failures;           /* transient failures in a row */
+
+  /* The last error, for the owner and `otad status`. */
+  int last_err;
+  otad_errbuf eb;
+  uint64_t t_start_ms, t_done_ms;
+};
+
+/* Sets d up (no I/O yet). The device takes ownership of o->st. */
+void device_init(device *d, const device_opts *o);
+
+/* Begins (or resumes) provisioning: fires "start". */
+void device_start(device *d);
+
+/* Raises an event; detail (may be NULL) goes into the journal and the log. */
+void device_fire(device *d, enum dev_event ev, const char *detail);
+
+/* Records err + detail as the device's last error and raises ev. */
+void device_fail_with(device *d, enum dev_event ev, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Stops timers and requests; calls cb(d) once every handle is closed (the loop must run). */
+void device_close(device *d, void (*cb)(device *d));
+
+/* Called by an action's thread-pool completion, so a pending close can finish. */
+void device_work_finished(device *d);
+
+/* Frees what the device holds (after device_close's callback). */
+void device_free(device *d);
+
+/* Logs for d at level with its label as the prefix. */
+void device_log(const device *d, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Joins a URL: server + path, without a doubled '/'. Heap string. */
+char *device_url(const char *base, const char *path);
+
+#endif

@@ -1,0 +1,52 @@
+/* journal.h - every state transition as one JSON line, and the replay that checks them.
+ *
+ * A line: {"t":"2026-11-23T07:30:00.123Z","device":"LABEL","id":"DEVICE-ID","from":"registering",
+ * "event":"id_taken","to":"registering","action":"new_id","detail":"..."}. LABEL is stable
+ * for the life of a device (the device ID may change when the server says it is taken).
+ * Each run of a device begins with event "start" from "unprovisioned". Lines are appended
+ * with one write() each, so a crash can at worst leave a torn last line, which replay
+ * reports and ignores.
+ */
+#ifndef OTAD_JOURNAL_H
+#define OTAD_JOURNAL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "error.h"
+#include "machine.h"
+
+typedef struct journal journal;
+
+/* Opens path for appending (created 0640). Returns NULL with eb filled on failure. */
+journal *journal_open(const char *path, otad_errbuf *eb);
+
+/* Appends one transition. label, id and detail may be NULL. Returns 0 or OTAD_EIO. */
+int journal_record(journal *j, const char *label, const char *id, const transition *t,
+                   const char *detail);
+
+/* Closes and frees j (NULL is fine). */
+void journal_close(journal *j);
+
+/* What a replay found. */
+typedef struct replay_result {
+  size_t lines;       /* lines read (blank lines not counted) */
+  size_t transitions; /* lines that matched the table */
+  size_t devices;     /* distinct labels */
+  size_t runs;        /* "start" events */
+  size_t final_counts[ST__COUNT]; /* devices per last state */
+  int diverged;       /* 1 when a line does not follow from the table */
+  size_t line;        /* the first divergent or malformed line (1-based) */
+  int torn_tail;      /* 1 when the last line was cut short (a crash) and ignored */
+  char why[512];      /* what diverged, in words */
+} replay_result;
+
+/* Re-runs every line of in through machine_step() and checks continuity per device.
+ * Returns 0 when the journal replays cleanly, OTAD_EJOURNAL on the first divergence or
+ * malformed line (details in res), OTAD_EIO on a read error. */
+int journal_replay(FILE *in, replay_result *res);
+
+/* Formats "YYYY-MM-DDTHH:MM:SS.mmmZ" for now into buf (at least 32 bytes). */
+void journal_timestamp(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,84 @@
+/* machine.h - the device state machine as data.
+ *
+ * States and events are enums with name tables; a table maps (state, event) to
+ * (next state, action). machine_step() is pure: it only reads the table, so a recorded
+ * journal replays without network, disk or clock. The runtime (core/device.c) performs the
+ * action that a step names; the actions live in states/, one file per state.
+ *
+ *   unprovisioned --zip_loaded--> registering --registered--> ecu_registering
+ *        |  \--stored_credentials-----------------------------^      |
+ *        |   \--stored_provisioned--> provisioned <--ecus_registered-/
+ *        \--config_error--> failed        (transient errors retry in place with backoff)
+ */
+#ifndef OTAD_MACHINE_H
+#define OTAD_MACHINE_H
+
+#include <stdbool.h>
+
+#define DEVICE_STATES(X)                                                         \
+  X(ST_UNPROVISIONED, "unprovisioned") /* inspects storage and credentials.zip */ \
+  X(ST_REGISTERING, "registering")     /* POST /devices with the fleet key */     \
+  X(ST_ECU_REGISTERING, "ecu_registering") /* Uptane key, POST /director/ecus */  \
+  X(ST_PROVISIONED, "provisioned")     /* device certificate and ECUs accepted */ \
+  X(ST_FAILED, "failed")               /* needs a person: bad config or rejection */
+
+#define DEVICE_EVENTS(X)                                                              \
+  X(EV_START, "start")                           /* the device begins (every run) */   \
+  X(EV_STORED_PROVISIONED, "stored_provisioned") /* storage holds a finished device */ \
+  X(EV_STORED_CREDENTIALS, "stored_credentials") /* TLS creds stored, ECUs not yet */  \
+  X(EV_ZIP_LOADED, "zip_loaded")                 /* fleet key read from the zip */     \
+  X(EV_CONFIG_ERROR, "config_error")   /* unusable zip/p12/config/key: give up */       \
+  X(EV_REGISTERED, "registered")       /* device credentials received and stored */    \
+  X(EV_ID_TAKEN, "id_taken")           /* server: device_already_registered */         \
+  X(EV_REJECTED, "rejected")           /* 4xx or untrusted server: give up */           \
+  X(EV_TRANSIENT_ERROR, "transient_error") /* 5xx, network, bad reply, disk: retry */   \
+  X(EV_RETRY, "retry")                 /* the backoff timer fired */                   \
+  X(EV_GIVE_UP, "give_up")             /* retry budget spent (otad once) */            \
+  X(EV_KEY_READY, "key_ready")         /* Uptane primary key loaded or generated */    \
+  X(EV_ECUS_REGISTERED, "ecus_registered") /* director accepted the ECUs */
+
+#define DEVICE_ACTIONS(X)                                                      \
+  X(ACT_NONE, "none")                                                          \
+  X(ACT_INSPECT, "inspect")         /* look at storage, then the zip */         \
+  X(ACT_REGISTER, "register")       /* send POST /devices */                    \
+  X(ACT_NEW_ID, "new_id")           /* forget the ID, make a new one, register */ \
+  X(ACT_BACKOFF, "backoff")         /* arm the retry timer */                   \
+  X(ACT_PREPARE_KEY, "prepare_key") /* load or generate the Uptane key */       \
+  X(ACT_REGISTER_ECUS, "register_ecus") /* send POST /director/ecus */          \
+  X(ACT_FINISH, "finish")           /* provisioned: tell the owner */           \
+  X(ACT_FAIL, "fail")               /* failed: tell the owner */
+
+enum dev_state {
+#define X_ENUM(e, n) e,
+  DEVICE_STATES(X_ENUM) ST__COUNT
+};
+enum dev_event { DEVICE_EVENTS(X_ENUM) EV__COUNT };
+enum dev_action { DEVICE_ACTIONS(X_ENUM) ACT__COUNT };
+#undef X_ENUM
+
+/* The outcome of one step. */
+typedef struct transition {
+  enum dev_state from;
+  enum dev_event event;
+  enum dev_state to;
+  enum dev_action action;
+} transition;
+
+/* Applies event to state via the table. Returns true and fills out, or false when the
+ * table has no entry (the event is not allowed in that state). Pure. */
+bool machine_step(enum dev_state state, enum dev_event event, transition *out);
+
+/* Names: "registering", "id_taken", "backoff"; "?" for out-of-range values. */
+const char *machine_state_name(enum dev_state s);
+const char *machine_event_name(enum dev_event e);
+const char *machine_action_name(enum dev_action a);
+
+/* Looks a name up; returns -1 when unknown. */
+int machine_state_from_name(const char *name);
+int machine_event_from_name(const char *name);
+int machine_action_from_name(const char *name);
+
+/* True for states a run ends in (provisioned, failed). */
+bool machine_state_is_final(enum dev_state s);
+
+#endif

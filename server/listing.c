@@ -1,0 +1,138 @@
+/* listing.c - prints the database as text columns or as a JSON array on stdout.
+ *
+ * It opens the database read-only, so it can run while `serve` is writing (WAL mode). The
+ * JSON forms are what tests read: devices as
+ * [{"uuid","device_id","created","cert_expiry","primary_ecu","ecus":[{"serial",
+ * "hardware_id","key_type","primary"}]}], requests as [{"ts","cn","method","path","status"}].
+ */
+#include "listing.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "db.h"
+#include "files.h"
+#include "fleet.h"
+
+static db *open_fleet_db(const char *dir) {
+  char *path = path_join(dir, FLEET_DB);
+  db *d = NULL;
+  if (!path)
+    return NULL;
+  if (access(path, F_OK) != 0)
+    fprintf(stderr, "ota-server: %s: no database (is %s a fleet directory?)\n", path, dir);
+  else if (db_open(path, true, &d) != 0)
+    d = NULL;
+  free(path);
+  return d;
+}
+
+static const char *or_dash(const char *s) {
+  return s && *s ? s : "-";
+}
+
+static int device_text(const db_device *dev, void *arg) {
+  printf("%s  %s  created %s  expires %s\n", dev->uuid, dev->device_id, dev->created,
+         dev->cert_expiry);
+  for (size_t i = 0; i < dev->necus; i++) {
+    const db_ecu *e = &dev->ecus[i];
+    bool primary = dev->primary_ecu && strcmp(dev->primary_ecu, e->serial) == 0;
+    printf("    ecu %s  hardware %s  key %s%s\n", e->serial, e->hardware_id, e->key_type,
+           primary ? "  (primary)" : "");
+  }
+  return 0;
+}
+
+static int device_json(const db_device *dev, void *arg) {
+  cJSON *list = arg, *obj = cJSON_CreateObject(), *ecus = cJSON_CreateArray();
+  if (!obj || !ecus) {
+    cJSON_Delete(obj);
+    cJSON_Delete(ecus);
+    return 1;
+  }
+  cJSON_AddItemToArray(list, obj);
+  cJSON_AddStringToObject(obj, "uuid", dev->uuid);
+  cJSON_AddStringToObject(obj, "device_id", dev->device_id);
+  cJSON_AddStringToObject(obj, "created", dev->created);
+  cJSON_AddStringToObject(obj, "cert_expiry", dev->cert_expiry);
+  if (dev->primary_ecu)
+    cJSON_AddStringToObject(obj, "primary_ecu", dev->primary_ecu);
+  else
+    cJSON_AddNullToObject(obj, "primary_ecu");
+  cJSON_AddItemToObject(obj, "ecus", ecus);
+  for (size_t i = 0; i < dev->necus; i++) {
+    const db_ecu *e = &dev->ecus[i];
+    cJSON *ecu = cJSON_CreateObject();
+    if (!ecu)
+      return 1;
+    cJSON_AddItemToArray(ecus, ecu);
+    cJSON_AddStringToObject(ecu, "serial", e->serial);
+    cJSON_AddStringToObject(ecu, "hardware_id", e->hardware_id);
+    cJSON_AddStringToObject(ecu, "key_type", e->key_type);
+    cJSON_AddBoolToObject(ecu, "primary",
+                          dev->primary_ecu && strcmp(dev->primary_ecu, e->serial) == 0);
+  }
+  return 0;
+}
+
+static int request_text(const db_request *r, void *arg) {
+  char status[16];
+  snprintf(status, sizeof status, r->status ? "%d" : "closed", r->status);
+  printf("%s  %-36s  %-6s %-24s %s\n", or_dash(r->ts), or_dash(r->cn), or_dash(r->method),
+         or_dash(r->path), status);
+  return 0;
+}
+
+static int request_json(const db_request *r, void *arg) {
+  cJSON *obj = cJSON_CreateObject();
+  if (!obj)
+    return 1;
+  cJSON_AddItemToArray(arg, obj);
+  cJSON_AddStringToObject(obj, "ts", or_dash(r->ts));
+  cJSON_AddStringToObject(obj, "cn", or_dash(r->cn));
+  cJSON_AddStringToObject(obj, "method", or_dash(r->method));
+  cJSON_AddStringToObject(obj, "path", or_dash(r->path));
+  cJSON_AddNumberToObject(obj, "status", r->status);
+  return 0;
+}
+
+/* Closes the database and prints the JSON array, if any. Returns the exit code. */
+static int finish(db *d, cJSON *arr, int rc) {
+  db_close(d);
+  if (rc == 0 && arr) {
+    char *text = cJSON_Print(arr);
+    if (text)
+      printf("%s\n", text);
+    else
+      rc = -1;
+    free(text);
+  }
+  cJSON_Delete(arr);
+  if (fflush(stdout) != 0)
+    rc = -1;
+  return rc == 0 ? 0 : 1;
+}
+
+int list_devices(const char *dir, bool json) {
+  db *d = open_fleet_db(dir);
+  if (!d)
+    return 1;
+  cJSON *arr = json ? cJSON_CreateArray() : NULL;
+  if (json && !arr)
+    return finish(d, NULL, -1);
+  return finish(d, arr, db_devices_foreach(d, json ? device_json : device_text, arr));
+}
+
+int list_requests(const char *dir, bool json) {
+  db *d = open_fleet_db(dir);
+  if (!d)
+    return 1;
+  cJSON *arr = json ? cJSON_CreateArray() : NULL;
+  if (json && !arr)
+    return finish(d, NULL, -1);
+  return finish(d, arr, db_requests_foreach(d, json ? request_json : request_text, arr));
+}

@@ -1,0 +1,183 @@
+/* serve.c - the HTTPS daemon: libmicrohttpd on GnuTLS with epoll and a thread pool.
+ *
+ * Clients are asked for a certificate trusting both fleet CAs (provisioning and device), but
+ * the handshake does not insist: api.c verifies the chain per request and answers 401/403
+ * with a JSON body, as a real gateway does. Signals are blocked before the daemon starts, so
+ * its threads inherit the mask and the main thread alone waits for SIGTERM/SIGINT.
+ */
+#include "serve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "api.h"
+#include "files.h"
+#include "fleet.h"
+
+#define MIN_CONNECTIONS 10000
+#define MAX_CONNECTIONS 1000000
+#define FDS_RESERVED 64 /* database, log, listening sockets, epoll */
+#define CONNECTION_TIMEOUT_S 120
+#define LISTEN_BACKLOG 4096
+
+/* Raises the open-file limit as far as allowed; returns the connection limit it permits. */
+static unsigned connection_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return MIN_CONNECTIONS;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t want = rl.rlim_max == RLIM_INFINITY ? MAX_CONNECTIONS + FDS_RESERVED : rl.rlim_max;
+    struct rlimit raised = {want, rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+      rl.rlim_cur = want;
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > MAX_CONNECTIONS + FDS_RESERVED)
+    return MAX_CONNECTIONS;
+  unsigned limit = rl.rlim_cur > FDS_RESERVED + 16 ? (unsigned)(rl.rlim_cur - FDS_RESERVED) : 16;
+  if (limit < MIN_CONNECTIONS)
+    fprintf(stderr, "ota-server: warning: open-file limit %llu allows only %u connections\n",
+            (unsigned long long)rl.rlim_cur, limit);
+  return limit;
+}
+
+/* Reads a PEM file of the fleet into a NUL-terminated string. */
+static char *read_pem(const char *dir, const char *name) {
+  char *path = path_join(dir, name), *text = NULL;
+  int rc = path ? file_read(path, &text, NULL) : -ENOMEM;
+  if (rc < 0)
+    fprintf(stderr, "ota-server: %s: %s\n", path ? path : name, strerror(-rc));
+  free(path);
+  return rc < 0 ? NULL : text;
+}
+
+static int parse_bind(const char *addr, int port, struct sockaddr_storage *ss, bool *v6) {
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons((uint16_t)port);
+    *v6 = false;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    *v6 = true;
+    return 0;
+  }
+  return -1;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  fputs("ota-server: httpd: ", stderr);
+  vfprintf(stderr, fmt, ap);
+}
+
+int serve_run(const serve_options *o) {
+  fleet_config conf;
+  if (!fleet_exists(o->dir)) {
+    fprintf(stderr, "ota-server: %s is not a fleet directory (run `ota-server init %s`)\n", o->dir,
+            o->dir);
+    return 1;
+  }
+  if (fleet_config_read(o->dir, &conf) != 0)
+    return 1;
+  int port = o->port >= 0 ? o->port : conf.port;
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  unsigned threads = o->threads > 0 ? (unsigned)o->threads : cpus > 0 ? (unsigned)cpus : 1;
+  struct sockaddr_storage ss;
+  bool v6 = false;
+  if (parse_bind(o->bind, port, &ss, &v6) != 0) {
+    fprintf(stderr, "ota-server: --bind %s: not an IPv4 or IPv6 address\n", o->bind);
+    return 1;
+  }
+
+  api_options ao = {.device_key = o->device_key_set ? o->device_key : conf.device_key,
+                    .p12 = o->p12, .faults = o->faults, .quiet = o->quiet};
+  api *a = NULL;
+  char *key = read_pem(o->dir, FLEET_SERVER_KEY), *crt = read_pem(o->dir, FLEET_SERVER_CRT);
+  char *prov_ca = read_pem(o->dir, FLEET_PROV_CA_CRT), *dev_ca = read_pem(o->dir, FLEET_DEVICE_CA_CRT);
+  char *trust = NULL, *pid_path = path_join(o->dir, FLEET_PID);
+  int status = 1;
+  struct MHD_Daemon *d = NULL;
+  if (!key || !crt || !prov_ca || !dev_ca || !pid_path)
+    goto out;
+  if (asprintf(&trust, "%s%s", prov_ca, dev_ca) < 0) {
+    trust = NULL;
+    goto out;
+  }
+  if (api_create(o->dir, &ao, &a) != 0)
+    goto out;
+
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS |
+                   MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+  d = MHD_start_daemon(
+      flags, (uint16_t)port, NULL, NULL, api_handle, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT,
+      connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED,
+      api_completed, a, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, crt,
+      MHD_OPTION_HTTPS_MEM_TRUST, trust, MHD_OPTION_END);
+  if (!d) {
+    fprintf(stderr, "ota-server: cannot listen on %s port %d (in use? see messages above)\n",
+            o->bind, port);
+    goto out;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+  if (info && info->port)
+    port = info->port;
+
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  int rc = file_write(pid_path, pid, (size_t)n, 0644);
+  if (rc < 0) {
+    fprintf(stderr, "ota-server: %s: %s\n", pid_path, strerror(-rc));
+    goto out;
+  }
+  fprintf(stderr, "ota-server: listening on https://%s%s%s:%d\n", v6 ? "[" : "", o->bind,
+          v6 ? "]" : "", port);
+  fflush(stderr);
+
+  int sig = 0;
+  while (sigwait(&stop, &sig) != 0)
+    ;
+  fprintf(stderr, "ota-server: %s, stopping\n", strsignal(sig));
+  unlink(pid_path);
+  status = 0;
+
+out:
+  if (d)
+    MHD_stop_daemon(d);
+  api_free(a);
+  if (key) {
+    memset(key, 0, strlen(key));
+    free(key);
+  }
+  free(crt);
+  free(prov_ca);
+  free(dev_ca);
+  free(trust);
+  free(pid_path);
+  return status;
+}

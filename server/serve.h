@@ -1,0 +1,25 @@
+/* serve.h - `ota-server serve`: the HTTPS daemon around the device API (api.h). */
+#ifndef OTA_SERVER_SERVE_H
+#define OTA_SERVER_SERVE_H
+
+#include <stdbool.h>
+
+#include "pkcs12.h"
+#include "pki.h"
+
+typedef struct serve_options {
+  const char *dir;
+  int port;                     /* -1: the port server.conf names (init's --port) */
+  const char *bind;             /* listening address, e.g. 127.0.0.1 or :: */
+  int threads;                  /* 0: one per CPU */
+  const char *faults;           /* --faults SPEC or NULL */
+  enum p12_cert_cipher p12;     /* certificate-bag cipher of issued archives */
+  bool device_key_set;          /* false: server.conf's device_key */
+  enum pki_key_type device_key;
+  bool quiet;
+} serve_options;
+
+/* Serves until SIGTERM or SIGINT. Returns the process exit code (0, or 1 on errors). */
+int serve_run(const serve_options *o);
+
+#endif

@@ -1,0 +1,172 @@
+/* ecu_registering.c - the primary ECU: its Uptane key and POST /director/ecus.
+ *
+ * The key is generated once (on the libuv thread pool: RSA takes tens of milliseconds and
+ * must not stall the other devices of a fleet), stored, and reused on every later attempt,
+ * so a retry registers the same ECU. Serial = [provision] primary_ecu_serial, else the
+ * KeyId; hardware ID = primary_ecu_hardware_id, else the host name.
+ */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "states.h"
+
+/* Serial and hardware ID: configured, else stored, else derived; then stored. */
+static int settle_ecu_identity(device *d) {
+  const otad_config *c = d->o.cfg;
+  char *s = store_read_string(d->o.st, STORE_ECU_SERIAL);
+  const char *serial = c->primary_ecu_serial ? c->primary_ecu_serial
+                       : s                   ? s
+                                             : d->ecu_key.keyid;
+  snprintf(d->ecu_serial, sizeof(d->ecu_serial), "%s", serial);
+  free(s);
+  char *h = store_read_string(d->o.st, STORE_ECU_HWID);
+  char host[72] = "";
+  if (!c->primary_ecu_hardware_id && !h) {
+    gethostname(host, sizeof(host) - 1);
+    if (!host[0]) snprintf(host, sizeof(host), "otad-device");
+  }
+  snprintf(d->ecu_hwid, sizeof(d->ecu_hwid), "%s",
+           c->primary_ecu_hardware_id ? c->primary_ecu_hardware_id : h ? h : host);
+  free(h);
+  int rc = store_write(d->o.st, STORE_ECU_SERIAL, d->ecu_serial, strlen(d->ecu_serial), false,
+                       &d->eb);
+  if (!rc)
+    rc = store_write(d->o.st, STORE_ECU_HWID, d->ecu_hwid, strlen(d->ecu_hwid), false, &d->eb);
+  return rc;
+}
+
+static void key_ready(device *d) {
+  int rc = settle_ecu_identity(d);
+  if (rc) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the ECU identity failed: %s",
+                     d->eb.msg);
+    return;
+  }
+  device_fire(d, EV_KEY_READY, d->ecu_key.keyid);
+}
+
+static void generate_work(uv_work_t *w) {
+  device *d = w->data;
+  d->work_rc = keys_generate(d->o.cfg->key_type, &d->ecu_key, &d->work_eb);
+}
+
+static void generate_done(uv_work_t *w, int status) {
+  device *d = w->data;
+  if (d->closing) {
+    device_work_finished(d);
+    return;
+  }
+  d->work_busy = false;
+  if (status == UV_ECANCELED) return;
+  if (d->work_rc) {
+    device_fail_with(d, EV_CONFIG_ERROR, d->work_rc, "generating the %s Uptane key failed: %s",
+                     config_key_type_name(d->o.cfg->key_type), d->work_eb.msg);
+    return;
+  }
+  char *priv = d->ecu_key.private_pem;
+  int rc = store_write(d->o.st, STORE_ECU_KEY, priv, strlen(priv), true, &d->eb);
+  if (!rc)
+    rc = store_write(d->o.st, STORE_ECU_PUB, d->ecu_key.public_text,
+                     strlen(d->ecu_key.public_text), false, &d->eb);
+  if (rc) {
+    keys_free(&d->ecu_key);
+    device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the Uptane key failed: %s", d->eb.msg);
+    return;
+  }
+  device_log(d, LOG_DEBUG, "generated %s Uptane key %s",
+             config_key_type_name(d->o.cfg->key_type), d->ecu_key.keyid);
+  key_ready(d);
+}
+
+void ecu_registering_prepare_key(device *d) {
+  d->eb.msg[0] = 0;
+  if (d->ecu_key.private_pem) {
+    key_ready(d);
+    return;
+  }
+  char *priv = store_read_string(d->o.st, STORE_ECU_KEY);
+  if (priv) {
+    otad_errbuf eb = {{0}};
+    int rc = keys_load(priv, &d->ecu_key, &eb);
+    memset(priv, 0, strlen(priv));
+    free(priv);
+    if (rc == 0) {
+      key_ready(d);
+      return;
+    }
+    device_log(d, LOG_WARN, "stored Uptane key is unreadable (%s); generating a new one",
+               eb.msg);
+  }
+  d->work.data = d;
+  d->work_busy = true;
+  int rc = uv_queue_work(d->o.loop, &d->work, generate_work, generate_done);
+  if (rc) {
+    d->work_busy = false;
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "cannot queue key generation: %s",
+                     uv_strerror(rc));
+  }
+}
+
+static void on_ecus_done(http_request *r);
+
+void ecu_registering_register(device *d) {
+  d->eb.msg[0] = 0;
+  const otad_config *c = d->o.cfg;
+  cJSON *body = cJSON_CreateObject();
+  cJSON_AddStringToObject(body, "primary_ecu_serial", d->ecu_serial);
+  cJSON *ecus = cJSON_AddArrayToObject(body, "ecus");
+  cJSON *ecu = cJSON_CreateObject();
+  cJSON_AddStringToObject(ecu, "ecu_serial", d->ecu_serial);
+  cJSON_AddStringToObject(ecu, "hardware_identifier", d->ecu_hwid);
+  cJSON *ck = cJSON_AddObjectToObject(ecu, "clientKey");
+  cJSON_AddStringToObject(ck, "keytype", keys_director_type(d->ecu_key.type));
+  cJSON *kv = cJSON_AddObjectToObject(ck, "keyval");
+  cJSON_AddStringToObject(kv, "public", d->ecu_key.public_text);
+  cJSON_AddItemToArray(ecus, ecu);
+  free(d->req_body);
+  d->req_body = cJSON_PrintUnformatted(body);
+  cJSON_Delete(body);
+  free(d->req_url);
+  if (c->ecu_registration_endpoint) d->req_url = strdup(c->ecu_registration_endpoint);
+  else if (c->director_server) d->req_url = device_url(c->director_server, "/ecus");
+  else d->req_url = device_url(d->server_url, "/director/ecus");
+  if (!d->req_body || !d->req_url) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
+    return;
+  }
+  http_request *r = &d->req;
+  r->method = "POST";
+  r->url = d->req_url;
+  r->content_type = "application/json";
+  r->body = d->req_body;
+  r->body_len = strlen(d->req_body);
+  r->cert_pem = d->creds.cert_pem;
+  r->key_pem = d->creds.key_pem;
+  r->ca_pem = d->creds.ca_pem;
+  r->max_response = HTTP_DEFAULT_MAX_RESPONSE;
+  r->done = on_ecus_done;
+  device_log(d, LOG_INFO, "registering primary ECU %s (hardware ID %s)", d->ecu_serial,
+             d->ecu_hwid);
+  int rc = http_start(d->o.http, r);
+  if (rc) device_fail_with(d, EV_TRANSIENT_ERROR, rc, "cannot start POST /director/ecus: %s",
+                           otad_strerror(rc));
+}
+
+static void on_ecus_done(http_request *r) {
+  device *d = r->data;
+  if (r->err == OTAD_ECANCELED) return;
+  if (!r->err && r->status >= 200 && r->status < 300) {
+    int rc = store_write(d->o.st, STORE_ECU_REGISTERED, "1\n", 2, false, &d->eb);
+    if (rc)
+      device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the registration failed: %s",
+                       d->eb.msg);
+    else
+      device_fire(d, EV_ECUS_REGISTERED, d->ecu_serial);
+  } else {
+    registering_classify_failure(d, r, "POST /director/ecus");
+  }
+  http_request_reset(r);
+}

@@ -1,0 +1,198 @@
+/* registering.c - automatic (shared-credential) provisioning: POST /devices.
+ *
+ * The device presents the fleet's provisioning certificate, verifies the server against
+ * the CA certificates of the same PKCS#12, and asks for its own credentials. The reply is
+ * a PKCS#12 (empty password) with the device key, certificate and the CA bundle that is
+ * pinned from then on. The three files are stored as one unit: first creds.pending (one
+ * atomic file), then each file atomically, then creds.pending is removed, so a crash at
+ * any point leaves either nothing or something unprovisioned_inspect() can complete.
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/idgen.h"
+#include "../core/log.h"
+#include "../storage/credzip.h"
+#include "states.h"
+
+static void on_register_done(http_request *req);
+
+void registering_register(device *d) {
+  d->eb.msg[0] = 0;
+  char ttl[24];
+  snprintf(ttl, sizeof(ttl), "%d", d->o.cfg->expiry_days > 0 ? d->o.cfg->expiry_days : 36000);
+  cJSON *body = cJSON_CreateObject();
+  cJSON_AddStringToObject(body, "deviceId", d->id);
+  cJSON_AddStringToObject(body, "ttl", ttl);
+  free(d->req_body);
+  d->req_body = cJSON_PrintUnformatted(body);
+  cJSON_Delete(body);
+  free(d->req_url);
+  d->req_url = device_url(d->server_url, "/devices");
+  if (!d->req_body || !d->req_url) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
+    return;
+  }
+  http_request *r = &d->req;
+  r->method = "POST";
+  r->url = d->req_url;
+  r->content_type = "application/json";
+  r->body = d->req_body;
+  r->body_len = strlen(d->req_body);
+  r->cert_pem = d->prov->cert_pem;
+  r->key_pem = d->prov->key_pem;
+  r->ca_pem = d->prov->ca_pem;
+  r->max_response = HTTP_DEFAULT_MAX_RESPONSE;
+  r->done = on_register_done;
+  device_log(d, LOG_INFO, "registering as '%s' with %s", d->id, d->server_url);
+  int rc = http_start(d->o.http, r);
+  if (rc) device_fail_with(d, EV_TRANSIENT_ERROR, rc, "cannot start POST /devices: %s",
+                           otad_strerror(rc));
+}
+
+void registering_new_id(device *d) {
+  char old[sizeof(d->id)];
+  snprintf(old, sizeof(old), "%s", d->id);
+  idgen_readable(&d->rng, d->id, sizeof(d->id));
+  device_log(d, LOG_WARN, "device ID '%s' is already registered; trying '%s'", old, d->id);
+  int rc = store_write(d->o.st, STORE_DEVICE_ID, d->id, strlen(d->id), false, &d->eb);
+  if (rc) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, rc, "cannot store the device ID: %s", d->eb.msg);
+    return;
+  }
+  registering_register(d);
+}
+
+/* Stores key, chain and CA as one unit (see the comment at the top). */
+static int store_credentials(device *d, const tls_creds *c, const char *chain) {
+  store *st = d->o.st;
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "key", c->key_pem);
+  cJSON_AddStringToObject(o, "cert", chain);
+  cJSON_AddStringToObject(o, "ca", c->ca_pem);
+  char *js = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  if (!js) return otad_fail(&d->eb, OTAD_ENOMEM, "out of memory");
+  int rc = store_write(st, STORE_CREDS_PENDING, js, strlen(js), true, &d->eb);
+  memset(js, 0, strlen(js));
+  free(js);
+  if (!rc) rc = store_write(st, STORE_PKEY_PEM, c->key_pem, strlen(c->key_pem), true, &d->eb);
+  if (!rc) rc = store_write(st, STORE_CLIENT_PEM, chain, strlen(chain), false, &d->eb);
+  if (!rc) rc = store_write(st, STORE_ROOT_CRT, c->ca_pem, strlen(c->ca_pem), false, &d->eb);
+  if (!rc)
+    rc = store_write(st, STORE_SERVER_URL, d->server_url, strlen(d->server_url), false, &d->eb);
+  if (!rc) rc = store_remove(st, STORE_CREDS_PENDING, &d->eb);
+  return rc;
+}
+
+/* 2xx: the body is the device's PKCS#12. */
+static void accept_credentials(device *d, http_request *r) {
+  tls_creds c = {0};
+  otad_errbuf eb = {{0}};
+  int rc = tls_p12_parse(r->resp, r->resp_len, "", &c, &eb);
+  if (rc) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, rc,
+                     "POST /devices: the server's PKCS#12 reply (%zu bytes) is unusable: %s; "
+                     "nothing stored",
+                     r->resp_len, eb.msg);
+    return;
+  }
+  if (!c.ca_pem || !c.ca_pem[0]) {
+    tls_creds_free(&c);
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_EP12,
+                     "POST /devices: the server's PKCS#12 holds no CA certificate to pin; "
+                     "nothing stored");
+    return;
+  }
+  size_t n = strlen(c.cert_pem) + strlen(c.ca_pem) + 2;
+  char *chain = malloc(n);
+  if (!chain) {
+    tls_creds_free(&c);
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
+    return;
+  }
+  snprintf(chain, n, "%s%s%s", c.cert_pem, c.cert_pem[strlen(c.cert_pem) - 1] == '\n' ? "" : "\n",
+           c.ca_pem);
+  rc = store_credentials(d, &c, chain);
+  if (rc) {
+    free(chain);
+    tls_creds_free(&c);
+    device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the device credentials failed: %s",
+                     d->eb.msg);
+    return;
+  }
+  tls_cert_info ci;
+  if (tls_cert_info_pem(c.cert_pem, &ci, &eb) == 0)
+    snprintf(d->uuid, sizeof(d->uuid), "%s", ci.cn);
+  tls_creds_free(&d->creds);
+  d->creds.key_pem = c.key_pem;
+  d->creds.cert_pem = chain;
+  d->creds.ca_pem = c.ca_pem;
+  free(c.cert_pem);
+
+  /* The fleet key must not linger on the device. */
+  const otad_config *cfg = d->o.cfg;
+  if (config_mode(cfg) != PROVISION_SHARED_CRED_REUSE && cfg->provision_path &&
+      !d->o.shared_prov) {
+    if (credzip_strip_fleet_key(cfg->provision_path, &eb))
+      device_log(d, LOG_WARN, "could not remove the fleet key from %s: %s", cfg->provision_path,
+                 eb.msg);
+  }
+  device_log(d, LOG_INFO, "registered: the server issued certificate CN=%s", d->uuid);
+  device_fire(d, EV_REGISTERED, d->uuid);
+}
+
+/* Reads {"code":..,"description":..} from an error reply, when there is one. */
+static void error_reply(const http_request *r, char *code, size_t cl, char *desc, size_t dl) {
+  code[0] = desc[0] = 0;
+  if (!r->resp) return;
+  cJSON *o = cJSON_ParseWithLength((const char *)r->resp, r->resp_len);
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "code"),
+              *s = cJSON_GetObjectItemCaseSensitive(o, "description");
+  if (cJSON_IsString(c)) snprintf(code, cl, "%s", c->valuestring);
+  if (cJSON_IsString(s)) snprintf(desc, dl, "%s", s->valuestring);
+  cJSON_Delete(o);
+}
+
+/* Shared by both registration calls: a transport error or a non-2xx status, as an event. */
+void registering_classify_failure(device *d, http_request *r, const char *what) {
+  if (r->err == OTAD_EPEER) {
+    device_fail_with(d, EV_REJECTED, r->err,
+                     "%s: the server's certificate is not signed by the pinned CA (%s); "
+                     "nothing was sent",
+                     what, r->errmsg);
+    return;
+  }
+  if (r->err) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, r->err, "%s: %s (%s)", what, otad_strerror(r->err),
+                     r->errmsg);
+    return;
+  }
+  char code[64], desc[256];
+  error_reply(r, code, sizeof(code), desc, sizeof(desc));
+  if (r->status >= 500 || r->status == 408 || r->status == 429) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_EHTTP5XX, "%s: server answered HTTP %ld%s%s",
+                     what, r->status, desc[0] ? ": " : "", desc);
+    return;
+  }
+  device_fail_with(d, EV_REJECTED, OTAD_EHTTP4XX, "%s: server rejected the request: HTTP %ld%s%s%s%s",
+                   what, r->status, code[0] ? " " : "", code, desc[0] ? ": " : "", desc);
+}
+
+static void on_register_done(http_request *r) {
+  device *d = r->data;
+  if (r->err == OTAD_ECANCELED) return;
+  if (!r->err && r->status >= 200 && r->status < 300) {
+    accept_credentials(d, r);
+  } else {
+    char code[64], desc[256];
+    error_reply(r, code, sizeof(code), desc, sizeof(desc));
+    if (!r->err && strcmp(code, "device_already_registered") == 0)
+      device_fire(d, EV_ID_TAKEN, d->id);
+    else
+      registering_classify_failure(d, r, "POST /devices");
+  }
+  http_request_reset(r);
+}

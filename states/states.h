@@ -1,0 +1,40 @@
+/* states.h - the actions the state machine names, one file per state.
+ *
+ * core/device.c calls these after machine_step() chose them; each one starts I/O (through
+ * transport/ and storage/) and raises the next event with device_fire() when it is done.
+ * States never call each other: only events move a device on.
+ */
+#ifndef OTAD_STATES_H
+#define OTAD_STATES_H
+
+#include "../core/device.h"
+
+/* unprovisioned.c: reads storage; finds the device finished, half done, or new (then reads
+ * credentials.zip). */
+void unprovisioned_inspect(device *d);
+
+/* registering.c: POST /devices with the fleet key; stores the issued credentials. */
+void registering_register(device *d);
+
+/* registering.c: forgets the device ID the server called taken, makes a new one, registers. */
+void registering_new_id(device *d);
+
+/* ecu_registering.c: loads the stored Uptane key or generates one on the thread pool. */
+void ecu_registering_prepare_key(device *d);
+
+/* ecu_registering.c: POST /director/ecus with the primary ECU. */
+void ecu_registering_register(device *d);
+
+/* provisioned.c: logs what the device is and tells its owner. */
+void provisioned_finish(device *d);
+
+/* provisioned.c: logs why the device gave up and tells its owner. */
+void failed_finish(device *d);
+
+/* registering.c: turns a failed request into the right event (transient, rejected). */
+void registering_classify_failure(device *d, http_request *r, const char *what);
+
+/* Whether a stored credential set is complete; loads it into d when it is. */
+bool unprovisioned_load_stored(device *d);
+
+#endif

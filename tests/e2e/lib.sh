@@ -1,0 +1,85 @@
+# lib.sh - shared helpers for the end-to-end tests: start the real ota-server on loopback,
+# make device configs, check results. Sourced by tests/e2e/test_*.sh and scripts/demo.sh.
+# OTAD_BIN is the build directory (ctest sets it).
+
+SERVER_PID=
+PORT=
+: "${OTAD_BIN:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}"
+
+# Picks a TCP port on 127.0.0.1 that nothing listens on (into PORT).
+pick_port() {
+	local p
+	for _ in $(seq 1 50); do
+		p=$((20000 + RANDOM % 30000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			PORT=$p
+			return 0
+		fi
+	done
+	echo "no free port found" >&2
+	return 1
+}
+
+# start_server DIR [serve options...]: starts ota-server on $PORT, waits until it listens.
+start_server() {
+	local dir=$1
+	shift
+	"$OTAD_BIN/server/ota-server" serve "$dir" --port "$PORT" "$@" 2>>"$dir/server.log" &
+	SERVER_PID=$!
+	for _ in $(seq 1 100); do
+		if grep -q "listening on" "$dir/server.log" 2>/dev/null; then return 0; fi
+		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+			echo "ota-server exited at start:" >&2
+			cat "$dir/server.log" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	echo "ota-server did not start listening" >&2
+	return 1
+}
+
+stop_server() {
+	if [ -n "${SERVER_PID:-}" ]; then
+		kill "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+		SERVER_PID=
+	fi
+}
+
+# new_fleet DIR [init options...]: a fresh fleet for the current $PORT.
+new_fleet() {
+	local dir=$1
+	shift
+	"$OTAD_BIN/server/ota-server" init "$dir" --port "$PORT" "$@" >/dev/null
+}
+
+# device_config DIR ZIP [extra toml lines...]: writes DIR/sota.toml for a device.
+device_config() {
+	local dir=$1 zip=$2
+	shift 2
+	mkdir -p "$dir"
+	cp "$zip" "$dir/credentials.zip"
+	{
+		echo "[provision]"
+		echo "provision_path = \"$dir/credentials.zip\""
+		echo "primary_ecu_hardware_id = \"test-board\""
+		echo "[storage]"
+		echo "path = \"$dir/storage\""
+		for l in "$@"; do echo "$l"; done
+	} >"$dir/sota.toml"
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+pass() { echo "ok: $*"; }
+
+# Runs a test body with a work dir and the server stopped at exit.
+setup_test() {
+	WORK=$(mktemp -d /tmp/otad-e2e.XXXXXX)
+	trap 'stop_server; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
+	pick_port
+}

@@ -1,0 +1,82 @@
+/* http.h - non-blocking HTTP(S) on a libuv loop, through libcurl's multi socket interface.
+ *
+ * One http_client per loop owns the curl multi handle: curl tells us which sockets to
+ * watch (-> uv_poll_t) and when to wake it (-> uv_timer_t); nothing blocks the loop. Each
+ * http_request is owned by its caller (a device embeds one) and carries its own TLS
+ * identity as PEM blobs. libcurl compares those blobs before it reuses a pooled connection
+ * or a cached TLS session, so devices sharing the multi handle never borrow each other's
+ * authenticated connection.
+ */
+#ifndef OTAD_HTTP_H
+#define OTAD_HTTP_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../core/error.h"
+
+#define HTTP_DEFAULT_MAX_RESPONSE (64 * 1024)
+
+typedef struct http_client http_client;
+typedef struct http_request http_request;
+
+/* Called once when a request ends, successfully or not; req may be restarted from it. */
+typedef void (*http_done_fn)(http_request *req);
+
+struct http_request {
+  /* Inputs, set before http_start(); the memory they point to must outlive the request. */
+  const char *method;       /* "GET", "POST", "PUT" */
+  const char *url;
+  const char *content_type; /* for a body; NULL = none */
+  const void *body;
+  size_t body_len;
+  const char *cert_pem; /* client certificate (+ chain); NULL = no client auth */
+  const char *key_pem;  /* its private key */
+  const char *ca_pem;   /* the pinned CA bundle; the only roots trusted */
+  size_t max_response;  /* body cap in bytes; 0 = HTTP_DEFAULT_MAX_RESPONSE */
+  long timeout_ms;      /* whole request; 0 = 60 s */
+  long connect_timeout_ms; /* 0 = 60 s */
+  http_done_fn done;
+  void *data; /* the caller's */
+
+  /* Outputs, valid in done(). */
+  int err;        /* 0 when a response arrived (any status), else OTAD_ENET, OTAD_ETLS,
+                     OTAD_EPEER, OTAD_ETIMEDOUT, OTAD_ETOOBIG, OTAD_ECANCELED */
+  long status;    /* HTTP status, 0 without a response */
+  uint8_t *resp;  /* body (NUL-terminated, heap, owned by the request) */
+  size_t resp_len;
+  char errmsg[256]; /* curl's words for err */
+
+  /* Private. */
+  CURL *easy;
+  http_client *client;
+  struct curl_slist *headers;
+  size_t resp_cap;
+  int overflow;
+};
+
+/* Creates the client for loop. Returns NULL on failure (curl could not initialise). */
+http_client *http_client_new(uv_loop_t *loop);
+
+/* Starts req. Returns 0 or OTAD_ENOMEM/OTAD_EINVAL (done() is then not called). */
+int http_start(http_client *c, http_request *req);
+
+/* Aborts a running req; done() is called with OTAD_ECANCELED before this returns. */
+void http_cancel(http_request *req);
+
+/* Frees the response buffer and resets the outputs (inputs stay). */
+void http_request_reset(http_request *req);
+
+/* Number of requests in flight. */
+size_t http_client_active(const http_client *c);
+
+/* Closes the client: every running request ends with OTAD_ECANCELED, handles are closed
+ * on the loop (run it once more to let them finish) and the client is freed. */
+void http_client_close(http_client *c);
+
+/* Global libcurl initialisation; call once at program start. */
+void http_global_init(void);
+
+#endif
