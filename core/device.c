@@ -142,10 +142,12 @@ void device_fire(device *d, enum dev_event ev, const char *detail) {
 }
 
 void device_fail_with(device *d, enum dev_event ev, int err, const char *fmt, ...) {
+  char msg[sizeof(d->eb.msg)]; /* the arguments may point into d->eb.msg itself */
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(d->eb.msg, sizeof(d->eb.msg), fmt, ap);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
+  memcpy(d->eb.msg, msg, sizeof(msg));
   d->last_err = err;
   device_fire(d, ev, d->eb.msg);
 }

@@ -98,8 +98,7 @@ static void reply_body(reply *out, int status, const char *content_type, const v
                        size_t len) {
   free(out->body);
   *out = (reply){.status = status, .content_type = content_type};
-  if (len == 0)
-    return;
+  if (len == 0) return;
   out->body = malloc(len);
   if (!out->body) {
     reply_error(out, 500, "internal_error", "out of memory");
@@ -119,42 +118,37 @@ static int parse_ttl(const cJSON *ttl, long *days) {
   }
   if (cJSON_IsNumber(ttl)) {
     double v = cJSON_GetNumberValue(ttl);
-    if (v < 1 || v > 1e9 || v != (double)(long)v)
-      return -1;
+    if (v < 1 || v > 1e9 || v != (double)(long)v) return -1;
     *days = (long)v;
     return 0;
   }
   const char *s = cJSON_GetStringValue(ttl);
-  if (!s || !*s || strlen(s) > 9)
-    return -1;
+  if (!s || !*s || strlen(s) > 9) return -1;
   for (const char *p = s; *p; p++)
-    if (*p < '0' || *p > '9')
-      return -1;
+    if (*p < '0' || *p > '9') return -1;
   *days = strtol(s, NULL, 10);
   return *days >= 1 ? 0 : -1;
 }
 
 static int valid_device_id(const char *id) {
   size_t n = strlen(id);
-  if (n == 0 || n > DEVICE_ID_MAX)
-    return 0;
+  if (n == 0 || n > DEVICE_ID_MAX) return 0;
   for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-    if (*p < 0x20 || *p == 0x7f)
-      return 0;
+    if (*p < 0x20 || *p == 0x7f) return 0;
   return 1;
 }
 
 /* Makes the device's key, certificate and archive; on success *p12 is the DER archive. */
 static int issue_device_credentials(api *a, const char *uuid, long days, gnutls_datum_t *p12,
                                     time_t *expires) {
-  pki_cert_spec spec = {.cn = uuid, .days = (unsigned)days, .usage = PKI_USAGE_CLIENT,
-                        .key_type = a->device_key};
+  pki_cert_spec spec = {
+      .cn = uuid, .days = (unsigned)days, .usage = PKI_USAGE_CLIENT, .key_type = a->device_key};
   pki_cred cred = {0};
   gnutls_datum_t crt_der = {0}, key_der = {0};
   int rc = pki_cred_create(&spec, &a->device_ca, &cred);
-  if (rc < 0)
-    return rc;
-  if ((rc = pki_crt_der(cred.crt, &crt_der)) < 0 || (rc = pki_key_pkcs8_der(cred.key, &key_der)) < 0)
+  if (rc < 0) return rc;
+  if ((rc = pki_crt_der(cred.crt, &crt_der)) < 0 ||
+      (rc = pki_key_pkcs8_der(cred.key, &key_der)) < 0)
     goto done;
   gnutls_datum_t certs[2] = {crt_der, a->server_ca_der};
   rc = pkcs12_build(&key_der, certs, 2, "", a->p12, P12_ITERATIONS, p12);
@@ -181,8 +175,7 @@ static void register_device(api *a, request *r, reply *out) {
   } else if (parse_ttl(cJSON_GetObjectItemCaseSensitive(root, "ttl"), &days) != 0) {
     reply_error(out, 400, "invalid_request", "ttl must be a positive number of days");
   } else {
-    if (days > DEVICE_DAYS_MAX)
-      days = DEVICE_DAYS_MAX;
+    if (days > DEVICE_DAYS_MAX) days = DEVICE_DAYS_MAX;
     int taken = db_device_id_taken(a->db, device_id);
     char uuid[37];
     gnutls_datum_t p12 = {0};
@@ -203,8 +196,8 @@ static void register_device(api *a, request *r, reply *out) {
       utc_iso(expires, expiry);
       rc = db_device_add(a->db, uuid, device_id, created, expiry);
       if (rc == DB_CONFLICT) /* registered by a concurrent request since the check */
-        reply_error(out, 409, "device_already_registered",
-                    "device ID '%s' is already registered", device_id);
+        reply_error(out, 409, "device_already_registered", "device ID '%s' is already registered",
+                    device_id);
       else if (rc < 0)
         reply_error(out, 500, "internal_error", "database error");
       else
@@ -226,8 +219,8 @@ static const char *json_string(const cJSON *obj, const char *name) {
 }
 
 /* Fills ecus from the body; on a problem writes a description and returns -1. */
-static int parse_ecus(const cJSON *root, const char **primary, db_ecu *ecus, size_t *n,
-                      char *why, size_t whylen) {
+static int parse_ecus(const cJSON *root, const char **primary, db_ecu *ecus, size_t *n, char *why,
+                      size_t whylen) {
   if (!cJSON_IsObject(root)) {
     snprintf(why, whylen, "the body must be a JSON object");
     return -1;
@@ -297,19 +290,16 @@ static void register_ecus(api *a, request *r, reply *out) {
   }
   switch (db_ecus_register(a->db, r->who.cn, primary, ecus, n, taken, sizeof taken)) {
   case 0:
-  case DB_ECUS_SAME:
-    reply_body(out, 200, CT_JSON, "{}", 2);
-    break;
+  case DB_ECUS_SAME: reply_body(out, 200, CT_JSON, "{}", 2); break;
   case DB_ECU_TAKEN:
-    reply_error(out, 409, "ecu_already_registered",
-                "ECU '%.200s' is registered to another device", taken);
+    reply_error(out, 409, "ecu_already_registered", "ECU '%.200s' is registered to another device",
+                taken);
     break;
   case DB_ECUS_DIFFERENT:
     reply_error(out, 409, "device_already_registered",
                 "device %s already registered a different set of ECUs", r->who.cn);
     break;
-  default:
-    reply_error(out, 500, "internal_error", "database error");
+  default: reply_error(out, 500, "internal_error", "database error");
   }
   cJSON_Delete(root);
 }
@@ -345,8 +335,7 @@ static handler_fn route(api *a, request *r, reply *out) {
       return NULL;
     }
     return register_device;
-  case ROLE_DEVICE:
-    break;
+  case ROLE_DEVICE: break;
   }
   if (devices) {
     reply_error(out, 403, "forbidden", "registering a device needs the provisioning certificate");
@@ -371,36 +360,26 @@ static handler_fn route(api *a, request *r, reply *out) {
 /* The error code a status fault answers with: the one clients act on where there is one. */
 static const char *fault_code(int status, const char *path) {
   switch (status) {
-  case 400:
-    return "invalid_request";
-  case 401:
-    return "unauthorized";
-  case 403:
-    return "forbidden";
-  case 404:
-    return "not_found";
+  case 400: return "invalid_request";
+  case 401: return "unauthorized";
+  case 403: return "forbidden";
+  case 404: return "not_found";
   case 409:
     return strcmp(path, "/director/ecus") == 0 ? "ecu_already_registered"
-                                                : "device_already_registered";
-  case 413:
-    return "request_too_large";
-  case 503:
-    return "service_unavailable";
-  default:
-    return status >= 500 ? "internal_error" : "injected_fault";
+                                               : "device_already_registered";
+  case 413: return "request_too_large";
+  case 503: return "service_unavailable";
+  default: return status >= 500 ? "internal_error" : "injected_fault";
   }
 }
 
 static void answer(api *a, request *r, reply *out) {
   handler_fn handler = route(a, r, out);
-  if (!handler)
-    return;
+  if (!handler) return;
   fault f;
   faults_take(a->faults, r->path, &f);
   switch (f.action) {
-  case FAULT_NONE:
-    handler(a, r, out);
-    break;
+  case FAULT_NONE: handler(a, r, out); break;
   case FAULT_STATUS:
     reply_error(out, f.status, fault_code(f.status, r->path), "injected fault %s", f.rule);
     break;
@@ -414,21 +393,17 @@ static void answer(api *a, request *r, reply *out) {
     break;
   case FAULT_GARBAGE: {
     unsigned char junk[GARBAGE_BYTES];
-    if (gnutls_rnd(GNUTLS_RND_NONCE, junk, sizeof junk) < 0)
-      memset(junk, 0xa5, sizeof junk);
-    reply_body(out, 200, strcmp(r->path, "/devices") == 0 ? CT_PKCS12 : CT_JSON, junk,
-               sizeof junk);
+    if (gnutls_rnd(GNUTLS_RND_NONCE, junk, sizeof junk) < 0) memset(junk, 0xa5, sizeof junk);
+    reply_body(out, 200, strcmp(r->path, "/devices") == 0 ? CT_PKCS12 : CT_JSON, junk, sizeof junk);
     break;
   }
-  case FAULT_CLOSE:
-    out->send = SEND_NOTHING;
-    break;
+  case FAULT_CLOSE: out->send = SEND_NOTHING; break;
   }
 }
 
 /* ---- sending ---- */
 
-/* A body that stops halfway: the client was promised `whole` bytes. */
+/* A body that stops halfway: headers promised the whole reply. */
 typedef struct cut_body {
   char *data;
   size_t half;
@@ -436,11 +411,9 @@ typedef struct cut_body {
 
 static ssize_t cut_read(void *cls, uint64_t pos, char *buf, size_t max) {
   cut_body *c = cls;
-  if (pos >= c->half)
-    return MHD_CONTENT_READER_END_WITH_ERROR;
+  if (pos >= c->half) return MHD_CONTENT_READER_END_WITH_ERROR;
   size_t n = c->half - (size_t)pos;
-  if (n > max)
-    n = max;
+  if (n > max) n = max;
   memcpy(buf, c->data + pos, n);
   return (ssize_t)n;
 }
@@ -470,14 +443,12 @@ static enum MHD_Result send_reply(request *r, struct MHD_Connection *connection,
     }
   } else if (rep->body) {
     resp = MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE);
-    if (resp)
-      rep->body = NULL;
+    if (resp) rep->body = NULL;
   } else {
     resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
   }
   free(rep->body);
-  if (!resp)
-    return MHD_NO;
+  if (!resp) return MHD_NO;
   if (rep->content_type && rep->len > 0 &&
       MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type) != MHD_YES) {
     MHD_destroy_response(resp);
@@ -494,8 +465,7 @@ static enum MHD_Result send_reply(request *r, struct MHD_Connection *connection,
 static request *request_start(api *a, struct MHD_Connection *connection, const char *url,
                               const char *method) {
   request *r = calloc(1, sizeof *r);
-  if (!r)
-    return NULL;
+  if (!r) return NULL;
   r->started_ms = utc_monotonic_ms();
   snprintf(r->method, sizeof r->method, "%s", method);
   r->path = strdup(url);
@@ -515,11 +485,10 @@ enum MHD_Result api_handle(void *cls, struct MHD_Connection *connection, const c
   api *a = cls;
   request *r = *req_cls;
   if (!r) {
-    if (!(r = request_start(a, connection, url, method)))
-      return MHD_NO;
+    if (!(r = request_start(a, connection, url, method))) return MHD_NO;
     *req_cls = r;
-    const char *cl = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY) { /* refuse before reading it */
       reply rep = {0};
       r->too_large = true; /* whatever body still arrives is discarded */
@@ -538,8 +507,7 @@ enum MHD_Result api_handle(void *cls, struct MHD_Connection *connection, const c
     }
     if (!r->too_large) {
       char *grown = realloc(r->body, r->len + *upload_data_size + 1);
-      if (!grown)
-        return MHD_NO;
+      if (!grown) return MHD_NO;
       memcpy(grown + r->len, upload_data, *upload_data_size);
       r->body = grown;
       r->len += *upload_data_size;
@@ -563,8 +531,7 @@ void api_completed(void *cls, struct MHD_Connection *connection, void **req_cls,
                    enum MHD_RequestTerminationCode toe) {
   api *a = cls;
   request *r = *req_cls;
-  if (!r)
-    return;
+  if (!r) return;
   *req_cls = NULL;
   char ts[UTC_ISO_LEN];
   utc_now_iso_ms(ts);
@@ -594,8 +561,7 @@ static int load_crt(const char *dir, const char *name, gnutls_x509_crt_t *out) {
     gnutls_x509_crt_deinit(*out);
     *out = NULL;
   }
-  if (rc < 0)
-    fprintf(stderr, "ota-server: %s: %s\n", path ? path : name, gnutls_strerror(rc));
+  if (rc < 0) fprintf(stderr, "ota-server: %s: %s\n", path ? path : name, gnutls_strerror(rc));
   gnutls_free(pem.data);
   free(path);
   return rc < 0 ? -1 : 0;
@@ -603,8 +569,7 @@ static int load_crt(const char *dir, const char *name, gnutls_x509_crt_t *out) {
 
 int api_create(const char *dir, const api_options *opts, api **out) {
   api *a = calloc(1, sizeof *a);
-  if (!a)
-    return -1;
+  if (!a) return -1;
   a->device_key = opts->device_key;
   a->p12 = opts->p12;
   a->quiet = opts->quiet;
@@ -628,10 +593,8 @@ int api_create(const char *dir, const api_options *opts, api **out) {
              (rc = identity_anchors_init(&a->anchors, prov_ca, a->device_ca.crt)) < 0) {
     fprintf(stderr, "ota-server: loading the fleet's CAs: %s\n", gnutls_strerror(rc));
   }
-  if (server_ca)
-    gnutls_x509_crt_deinit(server_ca);
-  if (prov_ca)
-    gnutls_x509_crt_deinit(prov_ca);
+  if (server_ca) gnutls_x509_crt_deinit(server_ca);
+  if (prov_ca) gnutls_x509_crt_deinit(prov_ca);
   char *db_path = rc < 0 ? NULL : path_join(dir, FLEET_DB);
   if (rc < 0 || !db_path || db_open(db_path, false, &a->db) != 0) {
     free(db_path);
@@ -644,8 +607,7 @@ int api_create(const char *dir, const api_options *opts, api **out) {
 }
 
 void api_free(api *a) {
-  if (!a)
-    return;
+  if (!a) return;
   db_close(a->db);
   pki_cred_free(&a->device_ca);
   gnutls_free(a->server_ca_der.data);

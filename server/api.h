@@ -22,10 +22,10 @@
 typedef struct api api;
 
 typedef struct api_options {
-  enum pki_key_type device_key;  /* key type of issued device keys */
-  enum p12_cert_cipher p12;      /* certificate-bag cipher of issued archives */
-  const char *faults;            /* --faults SPEC, or NULL */
-  bool quiet;                    /* no per-request log lines */
+  enum pki_key_type device_key; /* key type of issued device keys */
+  enum p12_cert_cipher p12;     /* certificate-bag cipher of issued archives */
+  const char *faults;           /* --faults SPEC, or NULL */
+  bool quiet;                   /* no per-request log lines */
 } api_options;
 
 /* Loads the fleet in dir (device CA, server CA, trust anchors) and opens its database.

@@ -69,15 +69,13 @@ static sqlite3_stmt *bind_text(db *d, enum stmt_id id, int n, const char *const 
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
   for (int i = 0; i < n; i++)
-    if (sqlite3_bind_text(s, i + 1, values[i], -1, SQLITE_TRANSIENT) != SQLITE_OK)
-      return NULL;
+    if (sqlite3_bind_text(s, i + 1, values[i], -1, SQLITE_TRANSIENT) != SQLITE_OK) return NULL;
   return s;
 }
 
 int db_open(const char *path, bool read_only, db **out) {
   db *d = calloc(1, sizeof *d);
-  if (!d)
-    return -1;
+  if (!d) return -1;
   int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   if (sqlite3_open_v2(path, &d->conn, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
     fprintf(stderr, "ota-server: %s: %s\n", path, d->conn ? sqlite3_errmsg(d->conn) : "no memory");
@@ -114,8 +112,7 @@ int db_open(const char *path, bool read_only, db **out) {
 }
 
 void db_close(db *d) {
-  if (!d)
-    return;
+  if (!d) return;
   for (int i = 0; i < ST_COUNT; i++)
     sqlite3_finalize(d->stmt[i]);
   sqlite3_close(d->conn);
@@ -126,14 +123,11 @@ void db_close(db *d) {
 /* Runs a one-row existence query: 1, 0 or -1. Caller holds the lock. */
 static int exists_locked(db *d, enum stmt_id id, const char *value) {
   sqlite3_stmt *s = bind_text(d, id, 1, &value);
-  if (!s)
-    return fail(d, "bind");
+  if (!s) return fail(d, "bind");
   int rc = sqlite3_step(s);
   sqlite3_reset(s);
-  if (rc == SQLITE_ROW)
-    return 1;
-  if (rc == SQLITE_DONE)
-    return 0;
+  if (rc == SQLITE_ROW) return 1;
+  if (rc == SQLITE_DONE) return 0;
   return fail(d, "query");
 }
 
@@ -176,11 +170,9 @@ int db_device_add(db *d, const char *uuid, const char *device_id, const char *cr
 
 /* Compares the ECUs stored for uuid with the request: 1 same, 0 different or none, -1 error.
  * *any is set when the device has ECUs at all. Caller holds the lock. */
-static int ecus_same_locked(db *d, const char *uuid, const db_ecu *ecus, size_t necus,
-                            bool *any) {
+static int ecus_same_locked(db *d, const char *uuid, const db_ecu *ecus, size_t necus, bool *any) {
   sqlite3_stmt *s = bind_text(d, ST_ECUS_OF, 1, &uuid);
-  if (!s)
-    return fail(d, "bind");
+  if (!s) return fail(d, "bind");
   size_t found = 0;
   bool same = true;
   int rc;
@@ -195,18 +187,16 @@ static int ecus_same_locked(db *d, const char *uuid, const db_ecu *ecus, size_t 
       match = serial && hwid && kt && pub && strcmp(serial, ecus[i].serial) == 0 &&
               strcmp(hwid, ecus[i].hardware_id) == 0 && strcmp(kt, ecus[i].key_type) == 0 &&
               strcmp(pub, ecus[i].public_key) == 0;
-    if (!match)
-      same = false;
+    if (!match) same = false;
   }
   sqlite3_reset(s);
-  if (rc != SQLITE_DONE)
-    return fail(d, "query ecus");
+  if (rc != SQLITE_DONE) return fail(d, "query ecus");
   *any = found > 0;
   return same && found == necus ? 1 : 0;
 }
 
-int db_ecus_register(db *d, const char *uuid, const char *primary, const db_ecu *ecus,
-                     size_t necus, char *taken, size_t size) {
+int db_ecus_register(db *d, const char *uuid, const char *primary, const db_ecu *ecus, size_t necus,
+                     char *taken, size_t size) {
   pthread_mutex_lock(&d->lock);
   int rc = -1;
   if (sqlite3_exec(d->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -215,8 +205,7 @@ int db_ecus_register(db *d, const char *uuid, const char *primary, const db_ecu 
   }
   bool any = false;
   int same = ecus_same_locked(d, uuid, ecus, necus, &any);
-  if (same < 0)
-    goto rollback;
+  if (same < 0) goto rollback;
   if (same == 1) {
     rc = DB_ECUS_SAME;
     goto rollback;
@@ -249,8 +238,7 @@ int db_ecus_register(db *d, const char *uuid, const char *primary, const db_ecu 
                        ecus[i].public_key};
     sqlite3_stmt *s = bind_text(d, ST_ECU_ADD, 5, v);
     int step = s ? sqlite3_step(s) : SQLITE_ERROR;
-    if (s)
-      sqlite3_reset(s);
+    if (s) sqlite3_reset(s);
     if (step != SQLITE_DONE) {
       fail(d, "insert ecu");
       goto rollback;
@@ -259,8 +247,7 @@ int db_ecus_register(db *d, const char *uuid, const char *primary, const db_ecu 
   const char *v[] = {uuid, primary};
   sqlite3_stmt *s = bind_text(d, ST_PRIMARY_SET, 2, v);
   int step = s ? sqlite3_step(s) : SQLITE_ERROR;
-  if (s)
-    sqlite3_reset(s);
+  if (s) sqlite3_reset(s);
   if (step != SQLITE_DONE) {
     fail(d, "set primary");
     goto rollback;
@@ -288,8 +275,7 @@ int db_request_add(db *d, const char *ts, const char *cn, const char *method, co
     rc = 0;
   else
     fail(d, "insert request");
-  if (s)
-    sqlite3_reset(s);
+  if (s) sqlite3_reset(s);
   pthread_mutex_unlock(&d->lock);
   return rc;
 }
@@ -374,11 +360,9 @@ int db_devices_foreach(db *d, int (*fn)(const db_device *dev, void *arg), void *
     dev.necus = n;
     int stop = fn(&dev, arg);
     ecus_free(ecus, n);
-    if (stop)
-      break;
+    if (stop) break;
   }
-  if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
-    rc = fail(d, "list devices");
+  if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) rc = fail(d, "list devices");
 out:
   sqlite3_finalize(s);
   pthread_mutex_unlock(&d->lock);
@@ -389,9 +373,8 @@ int db_requests_foreach(db *d, int (*fn)(const db_request *req, void *arg), void
   sqlite3_stmt *s = NULL;
   pthread_mutex_lock(&d->lock);
   int rc = 0;
-  if (sqlite3_prepare_v2(d->conn,
-                         "SELECT ts, cn, method, path, status FROM requests ORDER BY id", -1, &s,
-                         NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(d->conn, "SELECT ts, cn, method, path, status FROM requests ORDER BY id",
+                         -1, &s, NULL) != SQLITE_OK) {
     rc = fail(d, "list requests");
     goto out;
   }
@@ -404,11 +387,9 @@ int db_requests_foreach(db *d, int (*fn)(const db_request *req, void *arg), void
         .path = (const char *)sqlite3_column_text(s, 3),
         .status = sqlite3_column_int(s, 4),
     };
-    if (fn(&req, arg))
-      break;
+    if (fn(&req, arg)) break;
   }
-  if (step != SQLITE_ROW && step != SQLITE_DONE)
-    rc = fail(d, "list requests");
+  if (step != SQLITE_ROW && step != SQLITE_DONE) rc = fail(d, "list requests");
 out:
   sqlite3_finalize(s);
   pthread_mutex_unlock(&d->lock);

@@ -66,8 +66,8 @@ int db_device_add(db *d, const char *uuid, const char *device_id, const char *cr
 
 /* Records a device's ECUs in one transaction: 0, DB_ECUS_SAME, DB_ECU_TAKEN (the serial is
  * copied to taken[size]), DB_ECUS_DIFFERENT or -1. */
-int db_ecus_register(db *d, const char *uuid, const char *primary, const db_ecu *ecus,
-                     size_t necus, char *taken, size_t size);
+int db_ecus_register(db *d, const char *uuid, const char *primary, const db_ecu *ecus, size_t necus,
+                     char *taken, size_t size);
 
 /* Appends one line to the request log. */
 int db_request_add(db *d, const char *ts, const char *cn, const char *method, const char *path,

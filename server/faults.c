@@ -25,7 +25,9 @@ static int parse_action(const char *s, enum fault_action *action, int *status) {
   static const struct {
     const char *name;
     enum fault_action action;
-  } names[] = {{"truncate", FAULT_TRUNCATE}, {"cut", FAULT_CUT}, {"garbage", FAULT_GARBAGE},
+  } names[] = {{"truncate", FAULT_TRUNCATE},
+               {"cut", FAULT_CUT},
+               {"garbage", FAULT_GARBAGE},
                {"close", FAULT_CLOSE}};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcmp(s, names[i].name) == 0) {
@@ -36,8 +38,7 @@ static int parse_action(const char *s, enum fault_action *action, int *status) {
   char *end = NULL;
   errno = 0;
   long code = strtol(s, &end, 10);
-  if (errno || end == s || *end || code < 400 || code > 599)
-    return -1;
+  if (errno || end == s || *end || code < 400 || code > 599) return -1;
   *action = FAULT_STATUS;
   *status = (int)code;
   return 0;
@@ -118,8 +119,7 @@ int faults_parse(const char *spec, faults **out, char *err, size_t errlen) {
 }
 
 void faults_free(faults *f) {
-  if (!f)
-    return;
+  if (!f) return;
   for (size_t i = 0; i < f->n; i++)
     free(f->rules[i].path);
   free(f->rules);
@@ -131,8 +131,7 @@ void faults_take(faults *f, const char *path, fault *out) {
   out->action = FAULT_NONE;
   out->status = 0;
   out->rule[0] = '\0';
-  if (!f || f->n == 0)
-    return;
+  if (!f || f->n == 0) return;
   pthread_mutex_lock(&f->lock);
   for (size_t i = 0; i < f->n; i++) {
     rule *r = &f->rules[i];

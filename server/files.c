@@ -11,8 +11,7 @@
 
 int file_write(const char *path, const void *data, size_t len, mode_t mode) {
   char *tmp = NULL;
-  if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
-    return -ENOMEM;
+  if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0) return -ENOMEM;
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) {
     int err = -errno;
@@ -23,8 +22,7 @@ int file_write(const char *path, const void *data, size_t len, mode_t mode) {
   const char *p = data;
   while (len > 0) {
     ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR)
-      continue;
+    if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       err = -errno;
       break;
@@ -34,22 +32,17 @@ int file_write(const char *path, const void *data, size_t len, mode_t mode) {
   }
   if (err == 0 && fchmod(fd, mode) != 0) /* the umask may have narrowed or widened it */
     err = -errno;
-  if (err == 0 && fsync(fd) != 0)
-    err = -errno;
-  if (close(fd) != 0 && err == 0)
-    err = -errno;
-  if (err == 0 && rename(tmp, path) != 0)
-    err = -errno;
-  if (err != 0)
-    unlink(tmp);
+  if (err == 0 && fsync(fd) != 0) err = -errno;
+  if (close(fd) != 0 && err == 0) err = -errno;
+  if (err == 0 && rename(tmp, path) != 0) err = -errno;
+  if (err != 0) unlink(tmp);
   free(tmp);
   return err;
 }
 
 int file_read(const char *path, char **data, size_t *len) {
   FILE *f = fopen(path, "rbe");
-  if (!f)
-    return -errno;
+  if (!f) return -errno;
   size_t cap = 4096, n = 0;
   char *buf = malloc(cap);
   int err = 0;
@@ -67,28 +60,24 @@ int file_read(const char *path, char **data, size_t *len) {
     size_t got = fread(buf + n, 1, cap - n - 1, f);
     n += got;
     if (got == 0) {
-      if (ferror(f))
-        err = -EIO;
+      if (ferror(f)) err = -EIO;
       break;
     }
   }
   fclose(f);
-  if (!buf)
-    return -ENOMEM;
+  if (!buf) return -ENOMEM;
   if (err) {
     free(buf);
     return err;
   }
   buf[n] = '\0';
   *data = buf;
-  if (len)
-    *len = n;
+  if (len) *len = n;
   return 0;
 }
 
 char *path_join(const char *dir, const char *name) {
   char *p = NULL;
-  if (asprintf(&p, "%s/%s", dir, name) < 0)
-    return NULL;
+  if (asprintf(&p, "%s/%s", dir, name) < 0) return NULL;
   return p;
 }

@@ -14,8 +14,7 @@ int fleet_config_read(const char *dir, fleet_config *out) {
   snprintf(out->host, sizeof out->host, "127.0.0.1");
   out->device_key = PKI_KEY_EC256;
   char *path = path_join(dir, FLEET_CONFIG), *text = NULL;
-  if (!path)
-    return -1;
+  if (!path) return -1;
   int rc = file_read(path, &text, NULL);
   if (rc == -ENOENT) {
     free(path);
@@ -30,8 +29,7 @@ int fleet_config_read(const char *dir, fleet_config *out) {
   char *save = NULL;
   for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     line_no++;
-    if (line[0] == '#' || line[0] == '\0')
-      continue;
+    if (line[0] == '#' || line[0] == '\0') continue;
     char *eq = strchr(line, '=');
     if (!eq) {
       fprintf(stderr, "ota-server: %s:%d: expected key=value\n", path, line_no);
@@ -53,8 +51,7 @@ int fleet_config_read(const char *dir, fleet_config *out) {
       snprintf(out->host, sizeof out->host, "%s", value);
     } else if (strcmp(key, "device_key") == 0) {
       if (pki_key_type_parse(value, &out->device_key) != 0) {
-        fprintf(stderr, "ota-server: %s:%d: device_key must be ec256 or rsa2048\n", path,
-                line_no);
+        fprintf(stderr, "ota-server: %s:%d: device_key must be ec256 or rsa2048\n", path, line_no);
         result = -1;
         break;
       }
@@ -67,8 +64,7 @@ int fleet_config_read(const char *dir, fleet_config *out) {
 
 int fleet_config_write(const char *dir, const fleet_config *c) {
   char *path = path_join(dir, FLEET_CONFIG), *text = NULL;
-  if (!path)
-    return -ENOMEM;
+  if (!path) return -ENOMEM;
   int n = asprintf(&text,
                    "# Defaults for `ota-server serve`, written by `ota-server init`.\n"
                    "port=%d\nhost=%s\ndevice_key=%s\n",

@@ -24,7 +24,7 @@
 #include "files.h"
 #include "fleet.h"
 
-#define CA_DAYS 36525   /* device certificates may ask for 36000 days; CAs outlive them */
+#define CA_DAYS 36525 /* device certificates may ask for 36000 days; CAs outlive them */
 #define LEAF_DAYS 3650
 #define PROVISIONING_CN "otad-provisioning"
 
@@ -64,8 +64,7 @@ static int zip_write(const char *path, const zip_entry *entries, size_t n) {
         archive_write_finish_entry(ar) != ARCHIVE_OK)
       goto archive_error;
   }
-  if (archive_write_close(ar) != ARCHIVE_OK)
-    goto archive_error;
+  if (archive_write_close(ar) != ARCHIVE_OK) goto archive_error;
   int err = file_write(path, buf, used, 0600); /* it holds the fleet's provisioning key */
   if (err < 0)
     fprintf(stderr, "ota-server: %s: %s\n", path, strerror(-err));
@@ -75,12 +74,9 @@ static int zip_write(const char *path, const zip_entry *entries, size_t n) {
 archive_error:
   fprintf(stderr, "ota-server: %s: %s\n", path, archive_error_string(ar));
 done:
-  if (e)
-    archive_entry_free(e);
-  if (ar)
-    archive_write_free(ar);
-  if (buf)
-    memset(buf, 0, cap);
+  if (e) archive_entry_free(e);
+  if (ar) archive_write_free(ar);
+  if (buf) memset(buf, 0, cap);
   free(buf);
   return rc;
 }
@@ -90,10 +86,8 @@ static int make_cred(const char *dir, const pki_cert_spec *spec, const pki_cred 
                      const char *key_name, const char *crt_name, pki_cred *out) {
   char *key = path_join(dir, key_name), *crt = path_join(dir, crt_name);
   int rc = key && crt ? pki_cred_create(spec, issuer, out) : GNUTLS_E_MEMORY_ERROR;
-  if (rc >= 0 && (rc = pki_cred_save(out, key, crt)) < 0)
-    pki_cred_free(out);
-  if (rc < 0)
-    fprintf(stderr, "ota-server: creating %s: %s\n", crt_name, gnutls_strerror(rc));
+  if (rc >= 0 && (rc = pki_cred_save(out, key, crt)) < 0) pki_cred_free(out);
+  if (rc < 0) fprintf(stderr, "ota-server: creating %s: %s\n", crt_name, gnutls_strerror(rc));
   free(key);
   free(crt);
   return rc < 0 ? -1 : 0;
@@ -121,18 +115,15 @@ static int provisioning_p12(const init_options *o, const pki_cred *prov, const p
 }
 
 static int make_dir(const char *dir) {
-  if (mkdir(dir, 0700) == 0)
-    return 0;
+  if (mkdir(dir, 0700) == 0) return 0;
   struct stat st;
-  if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
-    return 0;
+  if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
   fprintf(stderr, "ota-server: %s: %s\n", dir, strerror(errno == EEXIST ? ENOTDIR : errno));
   return -1;
 }
 
 int fleet_init(const init_options *o) {
-  if (make_dir(o->dir) != 0)
-    return 1;
+  if (make_dir(o->dir) != 0) return 1;
   if (fleet_exists(o->dir)) {
     fprintf(stderr, "ota-server: %s already holds a fleet (%s exists); use another directory\n",
             o->dir, FLEET_SERVER_CA_CRT);
@@ -151,24 +142,29 @@ int fleet_init(const init_options *o) {
   char *url = NULL, *ca_pem_path = NULL, *ca_pem = NULL, *zip_path = NULL, *db_path = NULL;
   size_t ca_pem_len = 0;
   int status = 1;
-  const pki_cert_spec server_ca_spec = {"otad server CA", CA_DAYS, PKI_USAGE_CA, PKI_KEY_EC256, NULL, 0};
-  const pki_cert_spec server_spec = {o->host, LEAF_DAYS, PKI_USAGE_SERVER, PKI_KEY_EC256, sans, nsans};
-  const pki_cert_spec prov_ca_spec = {"otad provisioning CA", CA_DAYS, PKI_USAGE_CA, PKI_KEY_EC256, NULL, 0};
-  const pki_cert_spec prov_spec = {PROVISIONING_CN, LEAF_DAYS, PKI_USAGE_CLIENT, PKI_KEY_EC256, NULL, 0};
-  const pki_cert_spec device_ca_spec = {"otad device CA", CA_DAYS, PKI_USAGE_CA, PKI_KEY_EC256, NULL, 0};
-  if (make_cred(o->dir, &server_ca_spec, NULL, FLEET_SERVER_CA_KEY, FLEET_SERVER_CA_CRT, &server_ca) ||
+  const pki_cert_spec server_ca_spec = {"otad server CA", CA_DAYS, PKI_USAGE_CA,
+                                        PKI_KEY_EC256,    NULL,    0};
+  const pki_cert_spec server_spec = {o->host,       LEAF_DAYS, PKI_USAGE_SERVER,
+                                     PKI_KEY_EC256, sans,      nsans};
+  const pki_cert_spec prov_ca_spec = {"otad provisioning CA", CA_DAYS, PKI_USAGE_CA,
+                                      PKI_KEY_EC256,          NULL,    0};
+  const pki_cert_spec prov_spec = {PROVISIONING_CN, LEAF_DAYS, PKI_USAGE_CLIENT,
+                                   PKI_KEY_EC256,   NULL,      0};
+  const pki_cert_spec device_ca_spec = {"otad device CA", CA_DAYS, PKI_USAGE_CA,
+                                        PKI_KEY_EC256,    NULL,    0};
+  if (make_cred(o->dir, &server_ca_spec, NULL, FLEET_SERVER_CA_KEY, FLEET_SERVER_CA_CRT,
+                &server_ca) ||
       make_cred(o->dir, &server_spec, &server_ca, FLEET_SERVER_KEY, FLEET_SERVER_CRT, &server) ||
       make_cred(o->dir, &prov_ca_spec, NULL, FLEET_PROV_CA_KEY, FLEET_PROV_CA_CRT, &prov_ca) ||
       make_cred(o->dir, &prov_spec, &prov_ca, FLEET_PROV_KEY, FLEET_PROV_CRT, &prov) ||
-      make_cred(o->dir, &device_ca_spec, NULL, FLEET_DEVICE_CA_KEY, FLEET_DEVICE_CA_CRT, &device_ca))
+      make_cred(o->dir, &device_ca_spec, NULL, FLEET_DEVICE_CA_KEY, FLEET_DEVICE_CA_CRT,
+                &device_ca))
     goto out;
-  if (provisioning_p12(o, &prov, &server_ca, &p12) != 0)
-    goto out;
+  if (provisioning_p12(o, &prov, &server_ca, &p12) != 0) goto out;
 
   int url_len = asprintf(&url, "https://%s%s%s:%d", host_is_v6 ? "[" : "", o->host,
                          host_is_v6 ? "]" : "", o->port);
-  if (url_len < 0)
-    url = NULL;
+  if (url_len < 0) url = NULL;
   ca_pem_path = path_join(o->dir, FLEET_SERVER_CA_CRT);
   zip_path = path_join(o->dir, FLEET_CREDENTIALS_ZIP);
   db_path = path_join(o->dir, FLEET_DB);
@@ -186,8 +182,7 @@ int fleet_init(const init_options *o) {
       {"autoprov_credentials.p12", p12.data, p12.size, 0600},
       {"server_ca.pem", ca_pem, ca_pem_len, 0644},
   };
-  if (zip_write(zip_path, entries, sizeof entries / sizeof entries[0]) != 0)
-    goto out;
+  if (zip_write(zip_path, entries, sizeof entries / sizeof entries[0]) != 0) goto out;
 
   fleet_config conf = {.port = o->port, .device_key = o->device_key};
   snprintf(conf.host, sizeof conf.host, "%s", o->host);
@@ -196,8 +191,7 @@ int fleet_init(const init_options *o) {
     goto out;
   }
   db *d = NULL;
-  if (db_open(db_path, false, &d) != 0)
-    goto out;
+  if (db_open(db_path, false, &d) != 0) goto out;
   db_close(d);
 
   printf("Fleet created in %s\n", o->dir);

@@ -13,8 +13,7 @@ static int anchor_list(gnutls_x509_trust_list_t *list, gnutls_x509_crt_t ca) {
   gnutls_datum_t der = {0};
   gnutls_x509_crt_t copy = NULL;
   int rc = gnutls_x509_trust_list_init(list, 0);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   if ((rc = pki_crt_der(ca, &der)) < 0 || (rc = gnutls_x509_crt_init(&copy)) < 0 ||
       (rc = gnutls_x509_crt_import(copy, &der, GNUTLS_X509_FMT_DER)) < 0)
     goto fail;
@@ -26,8 +25,7 @@ static int anchor_list(gnutls_x509_trust_list_t *list, gnutls_x509_crt_t ca) {
   gnutls_free(der.data);
   return 0;
 fail:
-  if (copy)
-    gnutls_x509_crt_deinit(copy);
+  if (copy) gnutls_x509_crt_deinit(copy);
   gnutls_free(der.data);
   gnutls_x509_trust_list_deinit(*list, 1);
   *list = NULL;
@@ -39,16 +37,13 @@ int identity_anchors_init(identity_anchors *a, gnutls_x509_crt_t provisioning_ca
   a->provisioning = NULL;
   a->device = NULL;
   int rc = anchor_list(&a->provisioning, provisioning_ca);
-  if (rc == 0 && (rc = anchor_list(&a->device, device_ca)) < 0)
-    identity_anchors_free(a);
+  if (rc == 0 && (rc = anchor_list(&a->device, device_ca)) < 0) identity_anchors_free(a);
   return rc;
 }
 
 void identity_anchors_free(identity_anchors *a) {
-  if (a->provisioning)
-    gnutls_x509_trust_list_deinit(a->provisioning, 1);
-  if (a->device)
-    gnutls_x509_trust_list_deinit(a->device, 1);
+  if (a->provisioning) gnutls_x509_trust_list_deinit(a->provisioning, 1);
+  if (a->device) gnutls_x509_trust_list_deinit(a->device, 1);
   a->provisioning = NULL;
   a->device = NULL;
 }
@@ -63,18 +58,15 @@ void identity_of(const identity_anchors *a, gnutls_session_t session, identity *
   snprintf(out->cn, sizeof out->cn, "-");
   unsigned n = 0;
   const gnutls_datum_t *peers = session ? gnutls_certificate_get_peers(session, &n) : NULL;
-  if (!peers || n == 0)
-    return;
+  if (!peers || n == 0) return;
   out->role = ROLE_UNTRUSTED;
-  if (n > MAX_CHAIN)
-    return;
+  if (n > MAX_CHAIN) return;
   gnutls_x509_crt_t chain[MAX_CHAIN] = {0};
   unsigned imported = 0;
   for (; imported < n; imported++)
     if (gnutls_x509_crt_init(&chain[imported]) < 0 ||
         gnutls_x509_crt_import(chain[imported], &peers[imported], GNUTLS_X509_FMT_DER) < 0) {
-      if (chain[imported])
-        gnutls_x509_crt_deinit(chain[imported]);
+      if (chain[imported]) gnutls_x509_crt_deinit(chain[imported]);
       break;
     }
   if (imported == n) {

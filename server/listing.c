@@ -21,8 +21,7 @@
 static db *open_fleet_db(const char *dir) {
   char *path = path_join(dir, FLEET_DB);
   db *d = NULL;
-  if (!path)
-    return NULL;
+  if (!path) return NULL;
   if (access(path, F_OK) != 0)
     fprintf(stderr, "ota-server: %s: no database (is %s a fleet directory?)\n", path, dir);
   else if (db_open(path, true, &d) != 0)
@@ -67,8 +66,7 @@ static int device_json(const db_device *dev, void *arg) {
   for (size_t i = 0; i < dev->necus; i++) {
     const db_ecu *e = &dev->ecus[i];
     cJSON *ecu = cJSON_CreateObject();
-    if (!ecu)
-      return 1;
+    if (!ecu) return 1;
     cJSON_AddItemToArray(ecus, ecu);
     cJSON_AddStringToObject(ecu, "serial", e->serial);
     cJSON_AddStringToObject(ecu, "hardware_id", e->hardware_id);
@@ -89,8 +87,7 @@ static int request_text(const db_request *r, void *arg) {
 
 static int request_json(const db_request *r, void *arg) {
   cJSON *obj = cJSON_CreateObject();
-  if (!obj)
-    return 1;
+  if (!obj) return 1;
   cJSON_AddItemToArray(arg, obj);
   cJSON_AddStringToObject(obj, "ts", or_dash(r->ts));
   cJSON_AddStringToObject(obj, "cn", or_dash(r->cn));
@@ -112,27 +109,22 @@ static int finish(db *d, cJSON *arr, int rc) {
     free(text);
   }
   cJSON_Delete(arr);
-  if (fflush(stdout) != 0)
-    rc = -1;
+  if (fflush(stdout) != 0) rc = -1;
   return rc == 0 ? 0 : 1;
 }
 
 int list_devices(const char *dir, bool json) {
   db *d = open_fleet_db(dir);
-  if (!d)
-    return 1;
+  if (!d) return 1;
   cJSON *arr = json ? cJSON_CreateArray() : NULL;
-  if (json && !arr)
-    return finish(d, NULL, -1);
+  if (json && !arr) return finish(d, NULL, -1);
   return finish(d, arr, db_devices_foreach(d, json ? device_json : device_text, arr));
 }
 
 int list_requests(const char *dir, bool json) {
   db *d = open_fleet_db(dir);
-  if (!d)
-    return 1;
+  if (!d) return 1;
   cJSON *arr = json ? cJSON_CreateArray() : NULL;
-  if (json && !arr)
-    return finish(d, NULL, -1);
+  if (json && !arr) return finish(d, NULL, -1);
   return finish(d, arr, db_requests_foreach(d, json ? request_json : request_text, arr));
 }

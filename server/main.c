@@ -5,6 +5,7 @@
  * registers their ECUs (POST /director/ecus). This file only parses arguments; each
  * command lives in its own file. Exit codes: 0 ok, 1 runtime error, 2 usage.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -14,6 +15,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "faults.h"
 #include "fleet.h"
 #include "fleet_init.h"
 #include "listing.h"
@@ -68,8 +70,7 @@ static int parse_int(const char *s, long min, long max, int *out) {
   char *end = NULL;
   errno = 0;
   long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < min || v > max)
-    return -1;
+  if (errno || end == s || *end || v < min || v > max) return -1;
   *out = (int)v;
   return 0;
 }
@@ -105,8 +106,7 @@ static const struct option OPTIONS[] = {
 
 /* Which options each command takes. */
 static bool option_allowed(const char *cmd, int opt) {
-  if (opt == OPT_HELP)
-    return true;
+  if (opt == OPT_HELP) return true;
   if (strcmp(cmd, "init") == 0)
     return opt == OPT_PORT || opt == OPT_HOST || opt == OPT_P12_PASSWORD || opt == OPT_P12 ||
            opt == OPT_DEVICE_KEY;
@@ -117,8 +117,7 @@ static bool option_allowed(const char *cmd, int opt) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2)
-    return usage_error("%s", "a command is required");
+  if (argc < 2) return usage_error("%s", "a command is required");
   const char *cmd = argv[1];
   if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
     fputs(USAGE, stdout);
@@ -132,8 +131,11 @@ int main(int argc, char **argv) {
       strcmp(cmd, "requests") != 0)
     return usage_error("unknown command '%s'", cmd);
 
-  init_options init = {.port = FLEET_DEFAULT_PORT, .host = "127.0.0.1", .p12_password = "",
-                       .p12 = P12_CERTS_RC2_40, .device_key = PKI_KEY_EC256};
+  init_options init = {.port = FLEET_DEFAULT_PORT,
+                       .host = "127.0.0.1",
+                       .p12_password = "",
+                       .p12 = P12_CERTS_RC2_40,
+                       .device_key = PKI_KEY_EC256};
   serve_options serve = {.port = -1, .bind = "127.0.0.1", .p12 = P12_CERTS_3DES};
   bool json = false, p12_set = false;
   enum p12_cert_cipher p12 = P12_CERTS_3DES;
@@ -141,16 +143,12 @@ int main(int argc, char **argv) {
   optind = 2;
   opterr = 0;
   while ((opt = getopt_long(argc, argv, "h", OPTIONS, NULL)) != -1) {
-    if (opt == 'h')
-      opt = OPT_HELP;
-    if (opt == '?')
-      return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+    if (opt == 'h') opt = OPT_HELP;
+    if (opt == '?') return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
     if (!option_allowed(cmd, opt))
       return usage_error("option '%s' does not apply to this command", argv[optind - 1]);
     switch (opt) {
-    case OPT_HELP:
-      fputs(USAGE, stdout);
-      return 0;
+    case OPT_HELP: fputs(USAGE, stdout); return 0;
     case OPT_PORT:
       if (parse_int(optarg, strcmp(cmd, "serve") == 0 ? 0 : 1, 65535, &port) != 0)
         return usage_error("--port '%s': expected a port number", optarg);
@@ -160,9 +158,7 @@ int main(int argc, char **argv) {
         return usage_error("--host '%s': expected a host name or IP address", optarg);
       init.host = optarg;
       break;
-    case OPT_P12_PASSWORD:
-      init.p12_password = optarg;
-      break;
+    case OPT_P12_PASSWORD: init.p12_password = optarg; break;
     case OPT_P12:
       if (p12_cert_cipher_parse(optarg, &p12) != 0)
         return usage_error("--p12 '%s': expected legacy or 3des", optarg);
@@ -174,28 +170,31 @@ int main(int argc, char **argv) {
       init.device_key = serve.device_key;
       serve.device_key_set = true;
       break;
-    case OPT_BIND:
+    case OPT_BIND: {
+      unsigned char addr[16];
+      if (inet_pton(AF_INET, optarg, addr) != 1 && inet_pton(AF_INET6, optarg, addr) != 1)
+        return usage_error("--bind '%s': expected an IPv4 or IPv6 address", optarg);
       serve.bind = optarg;
       break;
+    }
     case OPT_THREADS:
       if (parse_int(optarg, 1, 1024, &serve.threads) != 0)
         return usage_error("--threads '%s': expected 1 to 1024", optarg);
       break;
-    case OPT_FAULTS:
+    case OPT_FAULTS: {
+      faults *f = NULL;
+      char err[256];
+      if (faults_parse(optarg, &f, err, sizeof err) != 0) return usage_error("--faults: %s", err);
+      faults_free(f); /* checked here for the exit code; the server parses it again */
       serve.faults = optarg;
       break;
-    case OPT_QUIET:
-      serve.quiet = true;
-      break;
-    case OPT_JSON:
-      json = true;
-      break;
+    }
+    case OPT_QUIET: serve.quiet = true; break;
+    case OPT_JSON: json = true; break;
     }
   }
-  if (optind >= argc)
-    return usage_error("%s: the fleet directory DIR is required", cmd);
-  if (optind + 1 < argc)
-    return usage_error("unexpected argument '%s'", argv[optind + 1]);
+  if (optind >= argc) return usage_error("%s: the fleet directory DIR is required", cmd);
+  if (optind + 1 < argc) return usage_error("unexpected argument '%s'", argv[optind + 1]);
   const char *dir = argv[optind];
 
   if (gnutls_global_init() < 0) {
@@ -205,16 +204,13 @@ int main(int argc, char **argv) {
   int status;
   if (strcmp(cmd, "init") == 0) {
     init.dir = dir;
-    if (port > 0)
-      init.port = port;
-    if (p12_set)
-      init.p12 = p12;
+    if (port > 0) init.port = port;
+    if (p12_set) init.p12 = p12;
     status = fleet_init(&init);
   } else if (strcmp(cmd, "serve") == 0) {
     serve.dir = dir;
     serve.port = port;
-    if (p12_set)
-      serve.p12 = p12;
+    if (p12_set) serve.p12 = p12;
     status = serve_run(&serve);
   } else if (strcmp(cmd, "devices") == 0) {
     status = list_devices(dir, json);

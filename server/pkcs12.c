@@ -24,8 +24,7 @@ typedef struct der {
 } der;
 
 static void der_put(der *d, const void *p, size_t n) {
-  if (d->failed || n == 0)
-    return;
+  if (d->failed || n == 0) return;
   if (d->len + n > d->cap) {
     size_t cap = d->cap ? d->cap : 256;
     while (cap < d->len + n)
@@ -61,8 +60,7 @@ static void der_tlv(der *d, uint8_t tag, const void *content, size_t n) {
 
 /* Appends `inner` wrapped in `tag`, then frees inner (its error carries over). */
 static void der_wrap(der *d, uint8_t tag, der *inner) {
-  if (inner->failed)
-    d->failed = true;
+  if (inner->failed) d->failed = true;
   der_tlv(d, tag, inner->data, inner->len);
   free(inner->data);
   *inner = (der){0};
@@ -70,8 +68,7 @@ static void der_wrap(der *d, uint8_t tag, der *inner) {
 
 /* Appends inner's bytes as they are, then frees inner (its error carries over). */
 static void der_cat(der *d, der *inner) {
-  if (inner->failed)
-    d->failed = true;
+  if (inner->failed) d->failed = true;
   der_put(d, inner->data, inner->len);
   free(inner->data);
   *inner = (der){0};
@@ -82,17 +79,21 @@ static void der_uint(der *d, unsigned v) {
   size_t n = 0;
   for (int i = 3; i >= 0; i--) {
     uint8_t byte = (uint8_t)(v >> (8 * i));
-    if (n == 0 && byte == 0 && i > 0)
-      continue;
-    if (n == 0 && (byte & 0x80))
-      b[n++] = 0;
+    if (n == 0 && byte == 0 && i > 0) continue;
+    if (n == 0 && (byte & 0x80)) b[n++] = 0;
     b[n++] = byte;
   }
   der_tlv(d, 0x02, b, n);
 }
 
-enum { TAG_SEQ = 0x30, TAG_SET = 0x31, TAG_OCTETS = 0x04, TAG_OID = 0x06, TAG_CTX0 = 0xa0,
-       TAG_CTX0_PRIM = 0x80 };
+enum {
+  TAG_SEQ = 0x30,
+  TAG_SET = 0x31,
+  TAG_OCTETS = 0x04,
+  TAG_OID = 0x06,
+  TAG_CTX0 = 0xa0,
+  TAG_CTX0_PRIM = 0x80
+};
 
 /* Object identifiers, DER content bytes. */
 static const uint8_t OID_DATA[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01};
@@ -104,7 +105,8 @@ static const uint8_t OID_CERT_BAG[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d,
 static const uint8_t OID_X509_CERT[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x16, 0x01};
 static const uint8_t OID_LOCAL_KEY_ID[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x15};
 static const uint8_t OID_PBE_3DES[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x03};
-static const uint8_t OID_PBE_RC2_40[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x06};
+static const uint8_t OID_PBE_RC2_40[] = {0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                         0x0d, 0x01, 0x0c, 0x01, 0x06};
 static const uint8_t OID_SHA1[] = {0x2b, 0x0e, 0x03, 0x02, 0x1a};
 
 #define SALT_LEN 8
@@ -121,8 +123,7 @@ static int pkcs12_kdf(uint8_t id, const uint8_t *pass, size_t pass_len, const ui
   size_t p_len = V * ((pass_len + V - 1) / V);
   size_t i_len = s_len + p_len;
   uint8_t *I = malloc(i_len ? i_len : 1);
-  if (!I)
-    return GNUTLS_E_MEMORY_ERROR;
+  if (!I) return GNUTLS_E_MEMORY_ERROR;
   for (size_t i = 0; i < s_len; i++)
     I[i] = salt[i % salt_len];
   for (size_t i = 0; i < p_len; i++)
@@ -133,8 +134,7 @@ static int pkcs12_kdf(uint8_t id, const uint8_t *pass, size_t pass_len, const ui
   int rc = 0;
   while (n > 0) {
     gnutls_hash_hd_t h;
-    if ((rc = gnutls_hash_init(&h, GNUTLS_DIG_SHA1)) < 0)
-      break;
+    if ((rc = gnutls_hash_init(&h, GNUTLS_DIG_SHA1)) < 0) break;
     if ((rc = gnutls_hash(h, D, V)) < 0 || (rc = gnutls_hash(h, I, i_len)) < 0) {
       gnutls_hash_deinit(h, NULL);
       break;
@@ -145,14 +145,12 @@ static int pkcs12_kdf(uint8_t id, const uint8_t *pass, size_t pass_len, const ui
       rc = gnutls_hash_fast(GNUTLS_DIG_SHA1, A, U, next);
       memcpy(A, next, U);
     }
-    if (rc < 0)
-      break;
+    if (rc < 0) break;
     size_t take = n < U ? n : U;
     memcpy(out, A, take);
     out += take;
     n -= take;
-    if (n == 0)
-      break;
+    if (n == 0) break;
     for (size_t i = 0; i < V; i++)
       B[i] = A[i % U];
     for (size_t blk = 0; blk < i_len; blk += V) { /* I_j = (I_j + B + 1) mod 2^(8v) */
@@ -173,8 +171,7 @@ static int pkcs12_kdf(uint8_t id, const uint8_t *pass, size_t pass_len, const ui
 static int password_bmp(const char *utf8, uint8_t **out, size_t *out_len) {
   size_t n = strlen(utf8);
   uint8_t *b = malloc(4 * n + 2); /* at most 4 bytes of UTF-16 per input byte */
-  if (!b)
-    return GNUTLS_E_MEMORY_ERROR;
+  if (!b) return GNUTLS_E_MEMORY_ERROR;
   size_t o = 0;
   const uint8_t *s = (const uint8_t *)utf8;
   for (size_t i = 0; i < n;) {
@@ -246,16 +243,15 @@ static int pbe_encrypt(const pbe *p, const uint8_t *bmp, size_t bmp_len, unsigne
                        size_t *ct_len) {
   uint8_t salt[SALT_LEN], key[24], iv[8];
   int rc = gnutls_rnd(GNUTLS_RND_NONCE, salt, sizeof salt);
-  if (rc < 0)
-    return rc;
-  if ((rc = pkcs12_kdf(KDF_KEY, bmp, bmp_len, salt, sizeof salt, iterations, key, p->key_len)) < 0 ||
+  if (rc < 0) return rc;
+  if ((rc = pkcs12_kdf(KDF_KEY, bmp, bmp_len, salt, sizeof salt, iterations, key, p->key_len)) <
+          0 ||
       (rc = pkcs12_kdf(KDF_IV, bmp, bmp_len, salt, sizeof salt, iterations, iv, sizeof iv)) < 0)
     return rc;
 
   size_t pad = 8 - plain_len % 8, n = plain_len + pad;
   uint8_t *buf = malloc(n);
-  if (!buf)
-    return GNUTLS_E_MEMORY_ERROR;
+  if (!buf) return GNUTLS_E_MEMORY_ERROR;
   memcpy(buf, plain, plain_len);
   memset(buf + plain_len, (int)pad, pad);
 
@@ -303,8 +299,7 @@ static void safe_bag_cert(der *d, const gnutls_datum_t *cert, const uint8_t *key
   der_wrap(&seq, TAG_SEQ, &certbag);
   der_tlv(&bag, TAG_OID, OID_CERT_BAG, sizeof OID_CERT_BAG);
   der_wrap(&bag, TAG_CTX0, &seq);
-  if (key_id)
-    attrs_local_key_id(&bag, key_id, SHA1_LEN);
+  if (key_id) attrs_local_key_id(&bag, key_id, SHA1_LEN);
   der_wrap(d, TAG_SEQ, &bag);
 }
 
@@ -371,7 +366,8 @@ static int mac_data(der *d, const uint8_t *bmp, size_t bmp_len, unsigned iterati
   uint8_t salt[SALT_LEN], key[SHA1_LEN], mac[SHA1_LEN];
   int rc = gnutls_rnd(GNUTLS_RND_NONCE, salt, sizeof salt);
   if (rc < 0 ||
-      (rc = pkcs12_kdf(KDF_MAC, bmp, bmp_len, salt, sizeof salt, iterations, key, sizeof key)) < 0 ||
+      (rc = pkcs12_kdf(KDF_MAC, bmp, bmp_len, salt, sizeof salt, iterations, key, sizeof key)) <
+          0 ||
       (rc = gnutls_hmac_fast(GNUTLS_MAC_SHA1, key, sizeof key, auth_safe->data, auth_safe->len,
                              mac)) < 0)
     return rc;
@@ -396,15 +392,13 @@ int pkcs12_build(const gnutls_datum_t *pkcs8_key, const gnutls_datum_t *certs, s
   uint8_t *bmp = NULL;
   size_t bmp_len = 0;
   int rc = password_bmp(password, &bmp, &bmp_len);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
 
   /* localKeyId pairs the key with its certificate: SHA-1 of the certificate, as OpenSSL. */
   uint8_t key_id[SHA1_LEN];
   der cert_bags = {0}, cert_contents = {0}, key_bags = {0}, key_contents = {0};
   der auth = {0}, auth_safe = {0}, pfx = {0}, result = {0};
-  if ((rc = gnutls_hash_fast(GNUTLS_DIG_SHA1, certs[0].data, certs[0].size, key_id)) < 0)
-    goto done;
+  if ((rc = gnutls_hash_fast(GNUTLS_DIG_SHA1, certs[0].data, certs[0].size, key_id)) < 0) goto done;
 
   for (size_t i = 0; i < ncerts; i++)
     safe_bag_cert(&cert_bags, &certs[i], i == 0 ? key_id : NULL);
@@ -417,8 +411,7 @@ int pkcs12_build(const gnutls_datum_t *pkcs8_key, const gnutls_datum_t *certs, s
   if ((rc = content_info_encrypted(&auth, p, bmp, bmp_len, iterations, &cert_contents)) < 0)
     goto done;
 
-  if ((rc = safe_bag_key(&key_bags, pkcs8_key, bmp, bmp_len, iterations, key_id)) < 0)
-    goto done;
+  if ((rc = safe_bag_key(&key_bags, pkcs8_key, bmp, bmp_len, iterations, key_id)) < 0) goto done;
   der_wrap(&key_contents, TAG_SEQ, &key_bags);
   content_info_data(&auth, &key_contents);
 
@@ -429,8 +422,7 @@ int pkcs12_build(const gnutls_datum_t *pkcs8_key, const gnutls_datum_t *certs, s
   }
   der_uint(&pfx, 3);
   content_info_data(&pfx, &auth_safe);
-  if ((rc = mac_data(&pfx, bmp, bmp_len, iterations, &auth_safe)) < 0)
-    goto done;
+  if ((rc = mac_data(&pfx, bmp, bmp_len, iterations, &auth_safe)) < 0) goto done;
   der_wrap(&result, TAG_SEQ, &pfx);
   if (result.failed) {
     rc = GNUTLS_E_MEMORY_ERROR;
@@ -446,8 +438,7 @@ int pkcs12_build(const gnutls_datum_t *pkcs8_key, const gnutls_datum_t *certs, s
   rc = 0;
 
 done:
-  if (key_contents.data)
-    memset(key_contents.data, 0, key_contents.len);
+  if (key_contents.data) memset(key_contents.data, 0, key_contents.len);
   free(cert_bags.data);
   free(cert_contents.data);
   free(key_bags.data);

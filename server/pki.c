@@ -22,8 +22,7 @@
 static int key_generate(enum pki_key_type type, gnutls_x509_privkey_t *out) {
   gnutls_x509_privkey_t key;
   int rc = gnutls_x509_privkey_init(&key);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   if (type == PKI_KEY_RSA2048)
     rc = gnutls_x509_privkey_generate(key, GNUTLS_PK_RSA, 2048, 0);
   else
@@ -46,8 +45,8 @@ static int add_san(gnutls_x509_crt_t crt, const char *name) {
   if (inet_pton(AF_INET6, name, ip) == 1)
     return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 16,
                                                 GNUTLS_FSAN_APPEND);
-  return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, name,
-                                              (unsigned)strlen(name), GNUTLS_FSAN_APPEND);
+  return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, name, (unsigned)strlen(name),
+                                              GNUTLS_FSAN_APPEND);
 }
 
 static int set_extensions(gnutls_x509_crt_t crt, const pki_cert_spec *spec,
@@ -55,8 +54,7 @@ static int set_extensions(gnutls_x509_crt_t crt, const pki_cert_spec *spec,
   unsigned char id[64];
   size_t id_len = sizeof id;
   int rc = gnutls_x509_privkey_get_key_id(key, 0, id, &id_len);
-  if (rc < 0 || (rc = gnutls_x509_crt_set_subject_key_id(crt, id, id_len)) < 0)
-    return rc;
+  if (rc < 0 || (rc = gnutls_x509_crt_set_subject_key_id(crt, id, id_len)) < 0) return rc;
   if (issuer) {
     id_len = sizeof id;
     if ((rc = gnutls_x509_crt_get_subject_key_id(issuer->crt, id, &id_len, NULL)) < 0 ||
@@ -64,23 +62,19 @@ static int set_extensions(gnutls_x509_crt_t crt, const pki_cert_spec *spec,
       return rc;
   }
   if (spec->usage == PKI_USAGE_CA) {
-    if ((rc = gnutls_x509_crt_set_basic_constraints(crt, 1, -1)) < 0)
-      return rc;
+    if ((rc = gnutls_x509_crt_set_basic_constraints(crt, 1, -1)) < 0) return rc;
     return gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN);
   }
   unsigned usage = GNUTLS_KEY_DIGITAL_SIGNATURE;
-  if (spec->key_type == PKI_KEY_RSA2048)
-    usage |= GNUTLS_KEY_KEY_ENCIPHERMENT;
+  if (spec->key_type == PKI_KEY_RSA2048) usage |= GNUTLS_KEY_KEY_ENCIPHERMENT;
   if ((rc = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
       (rc = gnutls_x509_crt_set_key_usage(crt, usage)) < 0)
     return rc;
   const char *purpose =
       spec->usage == PKI_USAGE_SERVER ? GNUTLS_KP_TLS_WWW_SERVER : GNUTLS_KP_TLS_WWW_CLIENT;
-  if ((rc = gnutls_x509_crt_set_key_purpose_oid(crt, purpose, 0)) < 0)
-    return rc;
+  if ((rc = gnutls_x509_crt_set_key_purpose_oid(crt, purpose, 0)) < 0) return rc;
   for (size_t i = 0; i < spec->nsans; i++)
-    if ((rc = add_san(crt, spec->sans[i])) < 0)
-      return rc;
+    if ((rc = add_san(crt, spec->sans[i])) < 0) return rc;
   return 0;
 }
 
@@ -88,16 +82,14 @@ int pki_cred_create(const pki_cert_spec *spec, const pki_cred *issuer, pki_cred 
   gnutls_x509_privkey_t key = NULL;
   gnutls_x509_crt_t crt = NULL;
   int rc = key_generate(spec->key_type, &key);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   if ((rc = gnutls_x509_crt_init(&crt)) < 0) {
     gnutls_x509_privkey_deinit(key);
     return rc;
   }
   unsigned char serial[16];
   time_t now = time(NULL);
-  if ((rc = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof serial)) < 0)
-    goto fail;
+  if ((rc = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof serial)) < 0) goto fail;
   serial[0] = (serial[0] & 0x7f) | 0x40; /* positive, and no leading zero to strip */
   if ((rc = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
       (rc = gnutls_x509_crt_set_serial(crt, serial, sizeof serial)) < 0 ||
@@ -112,8 +104,7 @@ int pki_cred_create(const pki_cert_spec *spec, const pki_cred *issuer, pki_cred 
     rc = gnutls_x509_crt_sign2(crt, issuer->crt, issuer->key, GNUTLS_DIG_SHA256, 0);
   else
     rc = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0);
-  if (rc < 0)
-    goto fail;
+  if (rc < 0) goto fail;
   out->key = key;
   out->crt = crt;
   return 0;
@@ -124,22 +115,18 @@ fail:
 }
 
 void pki_cred_free(pki_cred *c) {
-  if (c->crt)
-    gnutls_x509_crt_deinit(c->crt);
-  if (c->key)
-    gnutls_x509_privkey_deinit(c->key);
+  if (c->crt) gnutls_x509_crt_deinit(c->crt);
+  if (c->key) gnutls_x509_privkey_deinit(c->key);
   c->crt = NULL;
   c->key = NULL;
 }
 
 int pki_cred_save(const pki_cred *c, const char *key_path, const char *crt_path) {
   gnutls_datum_t key = {0}, crt = {0};
-  int rc = gnutls_x509_privkey_export2_pkcs8(c->key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN,
-                                             &key);
-  if (rc < 0)
-    return rc;
-  if ((rc = gnutls_x509_crt_export2(c->crt, GNUTLS_X509_FMT_PEM, &crt)) < 0)
-    goto done;
+  int rc =
+      gnutls_x509_privkey_export2_pkcs8(c->key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &key);
+  if (rc < 0) return rc;
+  if ((rc = gnutls_x509_crt_export2(c->crt, GNUTLS_X509_FMT_PEM, &crt)) < 0) goto done;
   if (file_write(key_path, key.data, key.size, 0600) != 0 ||
       file_write(crt_path, crt.data, crt.size, 0644) != 0)
     rc = GNUTLS_E_FILE_ERROR;
@@ -157,10 +144,8 @@ int pki_cred_load(pki_cred *c, const char *key_path, const char *crt_path) {
   c->key = NULL;
   c->crt = NULL;
   int rc = gnutls_load_file(key_path, &key);
-  if (rc < 0)
-    return rc;
-  if ((rc = gnutls_load_file(crt_path, &crt)) < 0)
-    goto done;
+  if (rc < 0) return rc;
+  if ((rc = gnutls_load_file(crt_path, &crt)) < 0) goto done;
   if ((rc = gnutls_x509_privkey_init(&c->key)) < 0 ||
       (rc = gnutls_x509_privkey_import2(c->key, &key, GNUTLS_X509_FMT_PEM, NULL,
                                         GNUTLS_PKCS_PLAIN)) < 0 ||
@@ -187,8 +172,7 @@ int pki_key_pkcs8_der(gnutls_x509_privkey_t key, gnutls_datum_t *out) {
 int pki_crt_cn(gnutls_x509_crt_t crt, char *buf, size_t size) {
   size_t n = size;
   int rc = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf, &n);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   if (n >= size || strlen(buf) != n) /* embedded NULs would let one CN pose as another */
     return GNUTLS_E_ASN1_DER_ERROR;
   return 0;
@@ -197,8 +181,7 @@ int pki_crt_cn(gnutls_x509_crt_t crt, char *buf, size_t size) {
 int pki_uuid4(char out[37]) {
   unsigned char b[16];
   int rc = gnutls_rnd(GNUTLS_RND_NONCE, b, sizeof b);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   b[6] = (b[6] & 0x0f) | 0x40;
   b[8] = (b[8] & 0x3f) | 0x80;
   snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],

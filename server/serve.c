@@ -35,13 +35,11 @@
 /* Raises the open-file limit as far as allowed; returns the connection limit it permits. */
 static unsigned connection_limit(void) {
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-    return MIN_CONNECTIONS;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return MIN_CONNECTIONS;
   if (rl.rlim_cur < rl.rlim_max) {
     rlim_t want = rl.rlim_max == RLIM_INFINITY ? MAX_CONNECTIONS + FDS_RESERVED : rl.rlim_max;
     struct rlimit raised = {want, rl.rlim_max};
-    if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
-      rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl.rlim_cur = want;
   }
   if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > MAX_CONNECTIONS + FDS_RESERVED)
     return MAX_CONNECTIONS;
@@ -56,8 +54,7 @@ static unsigned connection_limit(void) {
 static char *read_pem(const char *dir, const char *name) {
   char *path = path_join(dir, name), *text = NULL;
   int rc = path ? file_read(path, &text, NULL) : -ENOMEM;
-  if (rc < 0)
-    fprintf(stderr, "ota-server: %s: %s\n", path ? path : name, strerror(-rc));
+  if (rc < 0) fprintf(stderr, "ota-server: %s: %s\n", path ? path : name, strerror(-rc));
   free(path);
   return rc < 0 ? NULL : text;
 }
@@ -93,8 +90,7 @@ int serve_run(const serve_options *o) {
             o->dir);
     return 1;
   }
-  if (fleet_config_read(o->dir, &conf) != 0)
-    return 1;
+  if (fleet_config_read(o->dir, &conf) != 0) return 1;
   int port = o->port >= 0 ? o->port : conf.port;
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   unsigned threads = o->threads > 0 ? (unsigned)o->threads : cpus > 0 ? (unsigned)cpus : 1;
@@ -106,21 +102,22 @@ int serve_run(const serve_options *o) {
   }
 
   api_options ao = {.device_key = o->device_key_set ? o->device_key : conf.device_key,
-                    .p12 = o->p12, .faults = o->faults, .quiet = o->quiet};
+                    .p12 = o->p12,
+                    .faults = o->faults,
+                    .quiet = o->quiet};
   api *a = NULL;
   char *key = read_pem(o->dir, FLEET_SERVER_KEY), *crt = read_pem(o->dir, FLEET_SERVER_CRT);
-  char *prov_ca = read_pem(o->dir, FLEET_PROV_CA_CRT), *dev_ca = read_pem(o->dir, FLEET_DEVICE_CA_CRT);
+  char *prov_ca = read_pem(o->dir, FLEET_PROV_CA_CRT),
+       *dev_ca = read_pem(o->dir, FLEET_DEVICE_CA_CRT);
   char *trust = NULL, *pid_path = path_join(o->dir, FLEET_PID);
   int status = 1;
   struct MHD_Daemon *d = NULL;
-  if (!key || !crt || !prov_ca || !dev_ca || !pid_path)
-    goto out;
+  if (!key || !crt || !prov_ca || !dev_ca || !pid_path) goto out;
   if (asprintf(&trust, "%s%s", prov_ca, dev_ca) < 0) {
     trust = NULL;
     goto out;
   }
-  if (api_create(o->dir, &ao, &a) != 0)
-    goto out;
+  if (api_create(o->dir, &ao, &a) != 0) goto out;
 
   sigset_t stop;
   sigemptyset(&stop);
@@ -133,20 +130,19 @@ int serve_run(const serve_options *o) {
                    MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
   d = MHD_start_daemon(
       flags, (uint16_t)port, NULL, NULL, api_handle, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-      MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT,
-      connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED,
-      api_completed, a, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, crt,
-      MHD_OPTION_HTTPS_MEM_TRUST, trust, MHD_OPTION_END);
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+      threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+      (unsigned)LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED, api_completed, a,
+      MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, crt, MHD_OPTION_HTTPS_MEM_TRUST,
+      trust, MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "ota-server: cannot listen on %s port %d (in use? see messages above)\n",
             o->bind, port);
     goto out;
   }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-  if (info && info->port)
-    port = info->port;
+  if (info && info->port) port = info->port;
 
   char pid[32];
   int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
@@ -167,8 +163,7 @@ int serve_run(const serve_options *o) {
   status = 0;
 
 out:
-  if (d)
-    MHD_stop_daemon(d);
+  if (d) MHD_stop_daemon(d);
   api_free(a);
   if (key) {
     memset(key, 0, strlen(key));

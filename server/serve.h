@@ -9,12 +9,12 @@
 
 typedef struct serve_options {
   const char *dir;
-  int port;                     /* -1: the port server.conf names (init's --port) */
-  const char *bind;             /* listening address, e.g. 127.0.0.1 or :: */
-  int threads;                  /* 0: one per CPU */
-  const char *faults;           /* --faults SPEC or NULL */
-  enum p12_cert_cipher p12;     /* certificate-bag cipher of issued archives */
-  bool device_key_set;          /* false: server.conf's device_key */
+  int port;                 /* -1: the port server.conf names (init's --port) */
+  const char *bind;         /* listening address, e.g. 127.0.0.1 or :: */
+  int threads;              /* 0: one per CPU */
+  const char *faults;       /* --faults SPEC or NULL */
+  enum p12_cert_cipher p12; /* certificate-bag cipher of issued archives */
+  bool device_key_set;      /* false: server.conf's device_key */
   enum pki_key_type device_key;
   bool quiet;
 } serve_options;

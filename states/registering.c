@@ -14,7 +14,6 @@
 
 #include "../core/idgen.h"
 #include "../core/log.h"
-#include "../storage/credzip.h"
 #include "states.h"
 
 static void on_register_done(http_request *req);
@@ -72,6 +71,7 @@ static int store_credentials(device *d, const tls_creds *c, const char *chain) {
   cJSON_AddStringToObject(o, "key", c->key_pem);
   cJSON_AddStringToObject(o, "cert", chain);
   cJSON_AddStringToObject(o, "ca", c->ca_pem);
+  cJSON_AddStringToObject(o, "url", d->server_url);
   char *js = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   if (!js) return otad_fail(&d->eb, OTAD_ENOMEM, "out of memory");
@@ -132,14 +132,7 @@ static void accept_credentials(device *d, http_request *r) {
   d->creds.ca_pem = c.ca_pem;
   free(c.cert_pem);
 
-  /* The fleet key must not linger on the device. */
-  const otad_config *cfg = d->o.cfg;
-  if (config_mode(cfg) != PROVISION_SHARED_CRED_REUSE && cfg->provision_path &&
-      !d->o.shared_prov) {
-    if (credzip_strip_fleet_key(cfg->provision_path, &eb))
-      device_log(d, LOG_WARN, "could not remove the fleet key from %s: %s", cfg->provision_path,
-                 eb.msg);
-  }
+  unprovisioned_strip_fleet_key(d); /* the fleet key must not linger on the device */
   device_log(d, LOG_INFO, "registered: the server issued certificate CN=%s", d->uuid);
   device_fire(d, EV_REGISTERED, d->uuid);
 }

@@ -34,6 +34,9 @@ void failed_finish(device *d);
 /* registering.c: turns a failed request into the right event (transient, rejected). */
 void registering_classify_failure(device *d, http_request *r, const char *what);
 
+/* unprovisioned.c: removes the fleet key from credentials.zip unless SharedCredReuse. */
+void unprovisioned_strip_fleet_key(device *d);
+
 /* Whether a stored credential set is complete; loads it into d when it is. */
 bool unprovisioned_load_stored(device *d);
 

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../core/idgen.h"
 #include "../core/log.h"
@@ -32,8 +33,10 @@ static int finish_pending_credentials(device *d) {
   free(js);
   const cJSON *ca = cJSON_GetObjectItemCaseSensitive(o, "ca"),
               *cert = cJSON_GetObjectItemCaseSensitive(o, "cert"),
-              *key = cJSON_GetObjectItemCaseSensitive(o, "key");
-  if (!cJSON_IsString(ca) || !cJSON_IsString(cert) || !cJSON_IsString(key)) {
+              *key = cJSON_GetObjectItemCaseSensitive(o, "key"),
+              *url = cJSON_GetObjectItemCaseSensitive(o, "url");
+  if (!cJSON_IsString(ca) || !cJSON_IsString(cert) || !cJSON_IsString(key) ||
+      !cJSON_IsString(url)) {
     /* creds.pending is itself written atomically, so this means outside damage */
     cJSON_Delete(o);
     device_log(d, LOG_WARN, "ignoring unreadable %s", STORE_CREDS_PENDING);
@@ -48,6 +51,9 @@ static int finish_pending_credentials(device *d) {
   if (!rc)
     rc = store_write(d->o.st, STORE_ROOT_CRT, ca->valuestring, strlen(ca->valuestring), false,
                      &d->eb);
+  if (!rc)
+    rc = store_write(d->o.st, STORE_SERVER_URL, url->valuestring, strlen(url->valuestring),
+                     false, &d->eb);
   cJSON_Delete(o);
   if (!rc) rc = store_remove(d->o.st, STORE_CREDS_PENDING, &d->eb);
   return rc;
@@ -75,6 +81,19 @@ bool unprovisioned_load_stored(device *d) {
   if (tls_cert_info_pem(cert, &ci, &eb) == 0) snprintf(d->uuid, sizeof(d->uuid), "%s", ci.cn);
   else device_log(d, LOG_WARN, "stored client.pem: %s", eb.msg);
   return true;
+}
+
+/* The fleet key must not outlive provisioning on the device, also when a crash came
+ * between storing the credentials and stripping the zip (a no-op once it is gone). */
+void unprovisioned_strip_fleet_key(device *d) {
+  const otad_config *cfg = d->o.cfg;
+  otad_errbuf eb = {{0}};
+  if (d->o.shared_prov || !cfg->provision_path || config_mode(cfg) == PROVISION_SHARED_CRED_REUSE)
+    return;
+  if (access(cfg->provision_path, F_OK) != 0) return;
+  if (credzip_strip_fleet_key(cfg->provision_path, &eb))
+    device_log(d, LOG_WARN, "could not remove the fleet key from %s: %s", cfg->provision_path,
+               eb.msg);
 }
 
 /* The server URL: configuration first, then what an earlier run learned. */
@@ -152,6 +171,7 @@ void unprovisioned_inspect(device *d) {
                        "(set [tls] server)");
       return;
     }
+    unprovisioned_strip_fleet_key(d);
     char *reg = store_read_string(d->o.st, STORE_ECU_REGISTERED);
     bool done = reg != NULL;
     free(reg);

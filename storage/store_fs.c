@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +106,22 @@ static int create_temp(int dirfd, const char *tmp, int mode) {
   return fd;
 }
 
+/* Crash-test seam: with OTAD_TEST_KILL_AT_WRITE=N in the environment, the Nth atomic write
+ * of the process writes half its data to the temp file and then the process SIGKILLs
+ * itself, as a power cut would stop it. Tests use it to prove that a restart recovers
+ * from a kill at every write; without the variable it costs one getenv per process. */
+static void crash_point(int fd, const void *data, size_t len) {
+  static long target = -1, count = 0;
+  if (target < 0) {
+    const char *e = getenv("OTAD_TEST_KILL_AT_WRITE");
+    target = e ? atol(e) : 0;
+  }
+  if (target <= 0 || ++count != target) return;
+  (void)write_all(fd, data, len / 2);
+  (void)fsync(fd);
+  raise(SIGKILL);
+}
+
 /* The atomic write of name inside dirfd; path names it in messages. */
 static int atomic_write_at(int dirfd, const char *name, const char *path, const void *data,
                            size_t len, int mode, otad_errbuf *eb) {
@@ -116,6 +133,7 @@ static int atomic_write_at(int dirfd, const char *name, const char *path, const 
   int fd = create_temp(dirfd, tmp, mode);
   if (fd < 0) return fail_errno(eb, errno, "creating a temp file for", path);
   int err = 0;
+  crash_point(fd, data, len);
   /* fchmod: the mode is exact, not narrowed by the umask (it can only widen to mode). */
   if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) err = errno;
   if (close(fd) < 0 && !err && errno != EINTR) err = errno;

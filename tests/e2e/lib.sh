@@ -83,3 +83,16 @@ setup_test() {
 	trap 'stop_server; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 	pick_port
 }
+
+# same_path JOURNAL GOLDEN: the run took exactly the transitions of a golden journal
+# (tests/journals/good/GOLDEN.jsonl), compared as "from event to action" lines.
+same_path() {
+	local golden
+	: "${OTAD_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+	golden=$OTAD_SRC/tests/journals/good/$2.jsonl
+	if ! diff <(jq -r '"\(.from) \(.event) \(.to) \(.action)"' "$1") \
+		<(jq -r '"\(.from) \(.event) \(.to) \(.action)"' "$golden") >"$1.diff"; then
+		cat "$1.diff" >&2
+		fail "the run's transitions differ from the golden journal $2"
+	fi
+}
