@@ -33,6 +33,7 @@ void device_init(device *d, const device_opts *o) {
   d->o = *o;
   snprintf(d->label, sizeof(d->label), "%s", o->label ? o->label : "device");
   d->state = ST_UNPROVISIONED;
+  d->pending = -1;
   rng_seed(&d->rng, o->seed);
   backoff_init(&d->bo, o->retry_base_ms ? o->retry_base_ms : 1000,
                o->retry_cap_ms ? o->retry_cap_ms : 60000);
@@ -125,18 +126,26 @@ static void apply(device *d, enum dev_event ev, const char *detail) {
 
 void device_fire(device *d, enum dev_event ev, const char *detail) {
   if (d->dispatching) {
-    if (d->npending < (int)(sizeof(d->pending) / sizeof(d->pending[0])))
-      d->pending[d->npending++] = ev;
-    else
-      device_log(d, LOG_ERROR, "bug: event queue full, '%s' dropped", machine_event_name(ev));
+    /* An action raises at most one event before it returns; a second is a bug. */
+    if (d->pending >= 0) {
+      device_log(d, LOG_ERROR, "bug: '%s' raised while '%s' waits; dropped",
+                 machine_event_name(ev), machine_event_name(d->pending));
+      return;
+    }
+    d->pending = ev;
+    d->pending_is_error = detail == d->eb.msg;
+    snprintf(d->pending_detail, sizeof(d->pending_detail), "%s",
+             detail && !d->pending_is_error ? detail : "");
     return;
   }
   d->dispatching = true;
   apply(d, ev, detail);
-  while (d->npending > 0) {
-    enum dev_event next = (enum dev_event)d->pending[0];
-    memmove(d->pending, d->pending + 1, (size_t)(--d->npending) * sizeof(d->pending[0]));
-    apply(d, next, d->eb.msg[0] ? d->eb.msg : NULL);
+  while (d->pending >= 0) {
+    enum dev_event next = (enum dev_event)d->pending;
+    d->pending = -1;
+    char detail_copy[sizeof(d->pending_detail)];
+    memcpy(detail_copy, d->pending_detail, sizeof(detail_copy));
+    apply(d, next, d->pending_is_error ? d->eb.msg : detail_copy);
   }
   d->dispatching = false;
 }
@@ -196,6 +205,8 @@ void device_free(device *d) {
   free(d->server_url);
   tls_creds_free(&d->own_prov);
   tls_creds_free(&d->creds);
+  tls_creds_free(&d->work_creds);
+  free(d->work_in);
   keys_free(&d->ecu_key);
   store_close(d->o.st);
   d->o.st = NULL;

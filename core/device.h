@@ -56,8 +56,9 @@ struct device {
   char id[72];            /* device ID sent at registration */
   char uuid[72];          /* CN of the device certificate the server issued */
   enum dev_state state;
-  int pending[4];         /* events raised while an action runs (a tiny queue) */
-  int npending;
+  int pending;            /* an event raised while an action runs, or -1 */
+  char pending_detail[80]; /* its detail, unless it is the last error (eb) */
+  bool pending_is_error;
   bool dispatching;
 
   /* Provisioning inputs and results. */
@@ -77,6 +78,9 @@ struct device {
   uv_work_t work;         /* key generation on the thread pool */
   int work_rc;
   otad_errbuf work_eb;
+  uint8_t *work_in;       /* input handed to the thread pool (owned while work_busy) */
+  size_t work_in_len;
+  tls_creds work_creds;   /* output of a PKCS#12 parse on the thread pool */
   bool work_busy;
   bool closing;
   bool timer_closed;

@@ -87,16 +87,33 @@ static int store_credentials(device *d, const tls_creds *c, const char *chain) {
   return rc;
 }
 
-/* 2xx: the body is the device's PKCS#12. */
-static void accept_credentials(device *d, http_request *r) {
-  tls_creds c = {0};
+/* 2xx, on the thread pool: the body is the device's PKCS#12; its PBKDF2 rounds must not
+ * stall the other devices of the loop. */
+static void parse_work(uv_work_t *w) {
+  device *d = w->data;
+  d->work_rc = tls_p12_parse(d->work_in, d->work_in_len, "", &d->work_creds, &d->work_eb);
+}
+
+static void parse_done(uv_work_t *w, int status) {
+  device *d = w->data;
+  size_t len = d->work_in_len;
+  free(d->work_in);
+  d->work_in = NULL;
+  if (d->closing || status == UV_ECANCELED) {
+    tls_creds_free(&d->work_creds);
+    device_work_finished(d);
+    return;
+  }
+  d->work_busy = false;
+  tls_creds c = d->work_creds;
+  memset(&d->work_creds, 0, sizeof(d->work_creds));
   otad_errbuf eb = {{0}};
-  int rc = tls_p12_parse(r->resp, r->resp_len, "", &c, &eb);
+  int rc = d->work_rc;
   if (rc) {
     device_fail_with(d, EV_TRANSIENT_ERROR, rc,
                      "POST /devices: the server's PKCS#12 reply (%zu bytes) is unusable: %s; "
                      "nothing stored",
-                     r->resp_len, eb.msg);
+                     len, d->work_eb.msg);
     return;
   }
   if (!c.ca_pem || !c.ca_pem[0]) {
@@ -178,7 +195,20 @@ static void on_register_done(http_request *r) {
   device *d = r->data;
   if (r->err == OTAD_ECANCELED) return;
   if (!r->err && r->status >= 200 && r->status < 300) {
-    accept_credentials(d, r);
+    /* the reply moves to the thread pool for parsing */
+    d->work_in = r->resp;
+    d->work_in_len = r->resp_len;
+    r->resp = NULL;
+    d->work.data = d;
+    d->work_busy = true;
+    int rc = uv_queue_work(d->o.loop, &d->work, parse_work, parse_done);
+    if (rc) {
+      d->work_busy = false;
+      free(d->work_in);
+      d->work_in = NULL;
+      device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "cannot queue the PKCS#12 parse: %s",
+                       uv_strerror(rc));
+    }
   } else {
     char code[64], desc[256];
     error_reply(r, code, sizeof(code), desc, sizeof(desc));

@@ -71,3 +71,13 @@ grep -qx autoprov_credentials.p12 "$WORK/entries2" || fail "SharedCredReuse remo
 "$OTAD_BIN/server/ota-server" devices "$WORK/fleet" --json >"$WORK/devices2.json"
 grep -q '"key_type":[[:space:]]*"ED25519"' "$WORK/devices2.json" || fail "server has no ED25519 ECU"
 pass "ED25519 Uptane key and SharedCredReuse"
+
+# The other PKCS#12 kinds: a 3DES fleet archive, and device archives with RC2-40 bags.
+stop_server
+pick_port
+"$OTAD_BIN/server/ota-server" init "$WORK/fleet3" --port "$PORT" --p12 3des >/dev/null
+start_server "$WORK/fleet3" --p12 legacy
+dev3=$WORK/dev3
+device_config "$dev3" "$WORK/fleet3/credentials.zip"
+"$OTAD_BIN/otad" -c "$dev3/sota.toml" once 2>"$dev3/log" || { cat "$dev3/log"; fail "3DES fleet archive / RC2-40 device archive"; }
+pass "3DES fleet archive and RC2-40 device archive"
