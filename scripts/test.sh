@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# README command 2: build (as command 1 does) and run every test with ctest.
+# README command 2: build (as command 1 does) and run every test with ctest, then build
+# again with AddressSanitizer + UndefinedBehaviorSanitizer (BUILD_DIR-sanitize) and run
+# every test once more there. OTAD_TEST_SANITIZE=0 skips the second pass.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$("$top/scripts/build.sh" | tail -n1)
-cd "$build"
-ctest --output-on-failure -j"${OTAD_TEST_JOBS:-2}" "$@"
+(cd "$build" && ctest --output-on-failure -j"${OTAD_TEST_JOBS:-2}" "$@")
+if [ "${OTAD_TEST_SANITIZE:-1}" != 0 ]; then
+	echo "== the same tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+	san=$(BUILD_DIR="$build-sanitize" CMAKE_ARGS="-DOTAD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DOTAD_BUILD_TESTS=ON" \
+		"$top/scripts/build.sh" | tail -n1)
+	(cd "$san" && ctest --output-on-failure -j"${OTAD_TEST_JOBS:-2}" "$@")
+fi
