@@ -126,33 +126,13 @@ void ecu_registering_register(device *d) {
   cJSON *kv = cJSON_AddObjectToObject(ck, "keyval");
   cJSON_AddStringToObject(kv, "public", d->ecu_key.public_text);
   cJSON_AddItemToArray(ecus, ecu);
-  free(d->req_body);
-  d->req_body = cJSON_PrintUnformatted(body);
-  cJSON_Delete(body);
-  free(d->req_url);
-  if (c->ecu_registration_endpoint) d->req_url = strdup(c->ecu_registration_endpoint);
-  else if (c->director_server) d->req_url = device_url(c->director_server, "/ecus");
-  else d->req_url = device_url(d->server_url, "/director/ecus");
-  if (!d->req_body || !d->req_url) {
-    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
-    return;
-  }
-  http_request *r = &d->req;
-  r->method = "POST";
-  r->url = d->req_url;
-  r->content_type = "application/json";
-  r->body = d->req_body;
-  r->body_len = strlen(d->req_body);
-  r->cert_pem = d->creds.cert_pem;
-  r->key_pem = d->creds.key_pem;
-  r->ca_pem = d->creds.ca_pem;
-  r->max_response = HTTP_DEFAULT_MAX_RESPONSE;
-  r->done = on_ecus_done;
+  char *url;
+  if (c->ecu_registration_endpoint) url = strdup(c->ecu_registration_endpoint);
+  else if (c->director_server) url = device_url(c->director_server, "/ecus");
+  else url = device_url(d->server_url, "/director/ecus");
   device_log(d, LOG_INFO, "registering primary ECU %s (hardware ID %s)", d->ecu_serial,
              d->ecu_hwid);
-  int rc = http_start(d->o.http, r);
-  if (rc) device_fail_with(d, EV_TRANSIENT_ERROR, rc, "cannot start POST /director/ecus: %s",
-                           otad_strerror(rc));
+  states_post_json(d, "POST /director/ecus", url, body, &d->creds, on_ecus_done);
 }
 
 static void on_ecus_done(http_request *r) {

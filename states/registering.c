@@ -25,30 +25,9 @@ void registering_register(device *d) {
   cJSON *body = cJSON_CreateObject();
   cJSON_AddStringToObject(body, "deviceId", d->id);
   cJSON_AddStringToObject(body, "ttl", ttl);
-  free(d->req_body);
-  d->req_body = cJSON_PrintUnformatted(body);
-  cJSON_Delete(body);
-  free(d->req_url);
-  d->req_url = device_url(d->server_url, "/devices");
-  if (!d->req_body || !d->req_url) {
-    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
-    return;
-  }
-  http_request *r = &d->req;
-  r->method = "POST";
-  r->url = d->req_url;
-  r->content_type = "application/json";
-  r->body = d->req_body;
-  r->body_len = strlen(d->req_body);
-  r->cert_pem = d->prov->cert_pem;
-  r->key_pem = d->prov->key_pem;
-  r->ca_pem = d->prov->ca_pem;
-  r->max_response = HTTP_DEFAULT_MAX_RESPONSE;
-  r->done = on_register_done;
   device_log(d, LOG_INFO, "registering as '%s' with %s", d->id, d->server_url);
-  int rc = http_start(d->o.http, r);
-  if (rc) device_fail_with(d, EV_TRANSIENT_ERROR, rc, "cannot start POST /devices: %s",
-                           otad_strerror(rc));
+  states_post_json(d, "POST /devices", device_url(d->server_url, "/devices"), body, d->prov,
+                   on_register_done);
 }
 
 void registering_new_id(device *d) {

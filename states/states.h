@@ -7,6 +7,8 @@
 #ifndef OTAD_STATES_H
 #define OTAD_STATES_H
 
+#include <cjson/cJSON.h>
+
 #include "../core/device.h"
 
 /* unprovisioned.c: reads storage; finds the device finished, half done, or new (then reads
@@ -30,6 +32,11 @@ void provisioned_finish(device *d);
 
 /* provisioned.c: logs why the device gave up and tells its owner. */
 void failed_finish(device *d);
+
+/* request.c: POSTs body (consumed) as JSON to url (heap, consumed) with identity id;
+ * what ("POST /devices") names the call in errors. done() gets the outcome. */
+void states_post_json(device *d, const char *what, char *url, cJSON *body, const tls_creds *id,
+                      http_done_fn done);
 
 /* registering.c: turns a failed request into the right event (transient, rejected). */
 void registering_classify_failure(device *d, http_request *r, const char *what);
