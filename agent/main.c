@@ -192,6 +192,8 @@ static int run_device(agent *a, const char *journal_path, int retries, int retry
       .jr = a->jr,
       .retry_cap_ms = (uint32_t)retry_cap_s * 1000,
       .max_retries = a->daemon ? -1 : retries,
+      .one_shot = !a->daemon,
+      .watch_import = a->daemon,
       .done = on_device_done,
       .data = a,
   };

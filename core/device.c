@@ -69,6 +69,19 @@ static void action_backoff(device *d) {
   uv_timer_start(&d->timer, on_retry_timer, delay, 0);
 }
 
+/* A failure that no quick retry can mend (missing files): try again next polling cycle. */
+static void action_wait_cycle(device *d) {
+  if (d->o.one_shot) {
+    device_fire(d, EV_GIVE_UP, d->eb.msg);
+    return;
+  }
+  uint64_t period = (uint64_t)(d->o.cfg->polling_sec > 0 ? d->o.cfg->polling_sec : 10) * 1000;
+  uint64_t delay = period - period / 10 + rng_below(&d->rng, period / 5 + 1); /* +-10 % */
+  device_log(d, LOG_WARN, "%s; trying again in %.0f s",
+             d->eb.msg[0] ? d->eb.msg : otad_strerror(d->last_err), delay / 1000.0);
+  uv_timer_start(&d->timer, on_retry_timer, delay, 0);
+}
+
 static void run_action(device *d, enum dev_action a) {
   switch (a) {
     case ACT_NONE:
@@ -84,6 +97,9 @@ static void run_action(device *d, enum dev_action a) {
       break;
     case ACT_BACKOFF:
       action_backoff(d);
+      break;
+    case ACT_WAIT_CYCLE:
+      action_wait_cycle(d);
       break;
     case ACT_PREPARE_KEY:
       ecu_registering_prepare_key(d);

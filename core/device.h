@@ -45,6 +45,10 @@ typedef struct device_opts {
   uint32_t retry_base_ms;     /* first backoff delay; 0 = 1000 */
   uint32_t retry_cap_ms;      /* longest backoff delay; 0 = 60000 */
   int max_retries;            /* transient failures tolerated in a row; < 0 = no limit */
+  bool one_shot;              /* otad once: a failure that waits for the next cycle ends
+                                 the run instead */
+  bool watch_import;          /* provisioned with DeviceCred: re-import when the [import]
+                                 files change (checked every polling_sec) */
   bool quiet;                 /* log only warnings and errors (fleet) */
   device_done_fn done;
   void *data;                 /* the owner's */

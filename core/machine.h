@@ -6,9 +6,10 @@
  * action that a step names; the actions live in states/, one file per state.
  *
  *   unprovisioned --zip_loaded--> registering --registered--> ecu_registering
- *        |  \--stored_credentials-----------------------------^      |
+ *        |  \--stored_credentials / credentials_imported -------^      |
  *        |   \--stored_provisioned--> provisioned <--ecus_registered-/
  *        \--config_error--> failed        (transient errors retry in place with backoff)
+ *   provisioned --credentials_changed--> unprovisioned   ([import] files replaced)
  */
 #ifndef OTAD_MACHINE_H
 #define OTAD_MACHINE_H
@@ -27,6 +28,9 @@
   X(EV_STORED_PROVISIONED, "stored_provisioned") /* storage holds a finished device */ \
   X(EV_STORED_CREDENTIALS, "stored_credentials") /* TLS creds stored, ECUs not yet */  \
   X(EV_ZIP_LOADED, "zip_loaded")                 /* fleet key read from the zip */     \
+  X(EV_CREDENTIALS_IMPORTED, "credentials_imported") /* [import] files checked, stored */ \
+  X(EV_IMPORT_FAILED, "import_failed")  /* [import] files missing or invalid */          \
+  X(EV_CREDENTIALS_CHANGED, "credentials_changed") /* [import] files changed later */    \
   X(EV_CONFIG_ERROR, "config_error")   /* unusable zip/p12/config/key: give up */       \
   X(EV_REGISTERED, "registered")       /* device credentials received and stored */    \
   X(EV_ID_TAKEN, "id_taken")           /* server: device_already_registered */         \
@@ -43,6 +47,7 @@
   X(ACT_REGISTER, "register")       /* send POST /devices */                    \
   X(ACT_NEW_ID, "new_id")           /* forget the ID, make a new one, register */ \
   X(ACT_BACKOFF, "backoff")         /* arm the retry timer */                   \
+  X(ACT_WAIT_CYCLE, "wait_cycle")   /* try again next cycle (once: give up) */  \
   X(ACT_PREPARE_KEY, "prepare_key") /* load or generate the Uptane key */       \
   X(ACT_REGISTER_ECUS, "register_ecus") /* send POST /director/ecus */          \
   X(ACT_FINISH, "finish")           /* provisioned: tell the owner */           \

@@ -3,9 +3,7 @@
  * The device presents the fleet's provisioning certificate, verifies the server against
  * the CA certificates of the same PKCS#12, and asks for its own credentials. The reply is
  * a PKCS#12 (empty password) with the device key, certificate and the CA bundle that is
- * pinned from then on. The three files are stored as one unit: first creds.pending (one
- * atomic file), then each file atomically, then creds.pending is removed, so a crash at
- * any point leaves either nothing or something unprovisioned_inspect() can complete.
+ * pinned from then on, stored as one unit by credentials_store().
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -41,29 +39,6 @@ void registering_new_id(device *d) {
     return;
   }
   registering_register(d);
-}
-
-/* Stores key, chain and CA as one unit (see the comment at the top). */
-static int store_credentials(device *d, const tls_creds *c, const char *chain) {
-  store *st = d->o.st;
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "key", c->key_pem);
-  cJSON_AddStringToObject(o, "cert", chain);
-  cJSON_AddStringToObject(o, "ca", c->ca_pem);
-  cJSON_AddStringToObject(o, "url", d->server_url);
-  char *js = cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
-  if (!js) return otad_fail(&d->eb, OTAD_ENOMEM, "out of memory");
-  int rc = store_write(st, STORE_CREDS_PENDING, js, strlen(js), true, &d->eb);
-  memset(js, 0, strlen(js));
-  free(js);
-  if (!rc) rc = store_write(st, STORE_PKEY_PEM, c->key_pem, strlen(c->key_pem), true, &d->eb);
-  if (!rc) rc = store_write(st, STORE_CLIENT_PEM, chain, strlen(chain), false, &d->eb);
-  if (!rc) rc = store_write(st, STORE_ROOT_CRT, c->ca_pem, strlen(c->ca_pem), false, &d->eb);
-  if (!rc)
-    rc = store_write(st, STORE_SERVER_URL, d->server_url, strlen(d->server_url), false, &d->eb);
-  if (!rc) rc = store_remove(st, STORE_CREDS_PENDING, &d->eb);
-  return rc;
 }
 
 /* 2xx, on the thread pool: the body is the device's PKCS#12; its PBKDF2 rounds must not
@@ -111,7 +86,7 @@ static void parse_done(uv_work_t *w, int status) {
   }
   snprintf(chain, n, "%s%s%s", c.cert_pem, c.cert_pem[strlen(c.cert_pem) - 1] == '\n' ? "" : "\n",
            c.ca_pem);
-  rc = store_credentials(d, &c, chain);
+  rc = credentials_store(d, c.key_pem, chain, c.ca_pem, d->server_url);
   if (rc) {
     free(chain);
     tls_creds_free(&c);

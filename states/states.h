@@ -44,7 +44,22 @@ void registering_classify_failure(device *d, http_request *r, const char *what);
 /* unprovisioned.c: removes the fleet key from credentials.zip unless SharedCredReuse. */
 void unprovisioned_strip_fleet_key(device *d);
 
-/* Whether a stored credential set is complete; loads it into d when it is. */
-bool unprovisioned_load_stored(device *d);
+/* import.c: reads and checks the [import] files (key, certificate, CA) and the server
+ * URL. Returns 0 with out/url filled (heap), or an error saying which file and why:
+ * OTAD_ENOENT "Device credentials expected but not found", OTAD_ECERT (expired, not yet
+ * valid, key does not match), OTAD_EIO, OTAD_ECONFIG (no server URL). */
+int import_device_credentials(device *d, tls_creds *out, char **url, otad_errbuf *eb);
+
+/* credentials.c: stores key, certificate chain, pinned CA and server URL as one unit
+ * (crash-safe, see the file). Returns 0 or an error with d->eb filled. */
+int credentials_store(device *d, const char *key, const char *chain, const char *ca,
+                      const char *url);
+
+/* credentials.c: completes a credential write a crash interrupted (no-op when none). */
+int credentials_finish_pending(device *d);
+
+/* credentials.c: loads a complete stored identity into d->creds (and d->uuid from its
+ * CN); false when none or an incomplete one is stored. */
+bool credentials_load_stored(device *d);
 
 #endif

@@ -1,9 +1,10 @@
 /* unprovisioned.c - the first state of every run: what does this device already have?
  *
- * In order: finish a credential write that a crash interrupted; a complete stored identity
- * means provisioning is done or half done (ECUs not yet registered); otherwise read the
- * fleet key from credentials.zip and choose the device ID (stored, configured, or a new
- * readable name, stored before any request so a crash cannot lose it).
+ * In order: finish a credential write that a crash interrupted. SharedCred: a complete
+ * stored identity means provisioning is done or half done (ECUs not yet registered);
+ * otherwise read the fleet key from credentials.zip and choose the device ID (stored,
+ * configured, or a new readable name, stored before any request so a crash cannot lose
+ * it). DeviceCred: import the [import] files when they are new or changed (import.c).
  */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -19,68 +20,6 @@
 static void set_str(char **dst, const char *src) {
   free(*dst);
   *dst = src ? strdup(src) : NULL;
-}
-
-/* A crash between writing creds.pending and removing it: write the files it holds. */
-static int finish_pending_credentials(device *d) {
-  char *js = NULL;
-  size_t len = 0;
-  otad_errbuf eb = {{0}};
-  int rc = store_read(d->o.st, STORE_CREDS_PENDING, &js, &len, &eb);
-  if (rc == OTAD_ENOENT) return 0;
-  if (rc) return rc;
-  cJSON *o = cJSON_Parse(js);
-  free(js);
-  const cJSON *ca = cJSON_GetObjectItemCaseSensitive(o, "ca"),
-              *cert = cJSON_GetObjectItemCaseSensitive(o, "cert"),
-              *key = cJSON_GetObjectItemCaseSensitive(o, "key"),
-              *url = cJSON_GetObjectItemCaseSensitive(o, "url");
-  if (!cJSON_IsString(ca) || !cJSON_IsString(cert) || !cJSON_IsString(key) ||
-      !cJSON_IsString(url)) {
-    /* creds.pending is itself written atomically, so this means outside damage */
-    cJSON_Delete(o);
-    device_log(d, LOG_WARN, "ignoring unreadable %s", STORE_CREDS_PENDING);
-    return store_remove(d->o.st, STORE_CREDS_PENDING, &eb);
-  }
-  device_log(d, LOG_INFO, "completing the credential write interrupted by a restart");
-  rc = store_write(d->o.st, STORE_PKEY_PEM, key->valuestring, strlen(key->valuestring), true,
-                   &d->eb);
-  if (!rc)
-    rc = store_write(d->o.st, STORE_CLIENT_PEM, cert->valuestring, strlen(cert->valuestring),
-                     false, &d->eb);
-  if (!rc)
-    rc = store_write(d->o.st, STORE_ROOT_CRT, ca->valuestring, strlen(ca->valuestring), false,
-                     &d->eb);
-  if (!rc)
-    rc = store_write(d->o.st, STORE_SERVER_URL, url->valuestring, strlen(url->valuestring),
-                     false, &d->eb);
-  cJSON_Delete(o);
-  if (!rc) rc = store_remove(d->o.st, STORE_CREDS_PENDING, &d->eb);
-  return rc;
-}
-
-bool unprovisioned_load_stored(device *d) {
-  char *key = store_read_string(d->o.st, STORE_PKEY_PEM);
-  char *cert = store_read_string(d->o.st, STORE_CLIENT_PEM);
-  char *ca = store_read_string(d->o.st, STORE_ROOT_CRT);
-  if (!key || !cert || !ca) {
-    if (key || cert || ca)
-      device_log(d, LOG_WARN, "stored credentials are incomplete (%s%s%s missing)",
-                 key ? "" : "pkey.pem ", cert ? "" : "client.pem ", ca ? "" : "root.crt");
-    free(key);
-    free(cert);
-    free(ca);
-    return false;
-  }
-  tls_creds_free(&d->creds);
-  d->creds.key_pem = key;
-  d->creds.cert_pem = cert;
-  d->creds.ca_pem = ca;
-  tls_cert_info ci;
-  otad_errbuf eb = {{0}};
-  if (tls_cert_info_pem(cert, &ci, &eb) == 0) snprintf(d->uuid, sizeof(d->uuid), "%s", ci.cn);
-  else device_log(d, LOG_WARN, "stored client.pem: %s", eb.msg);
-  return true;
 }
 
 /* The fleet key must not outlive provisioning on the device, also when a crash came
@@ -151,20 +90,103 @@ static int load_fleet_key(device *d) {
   return rc;
 }
 
+/* True when the stored identity is exactly the imported one. */
+static bool same_identity(const tls_creds *a, const tls_creds *b) {
+  return a->key_pem && b->key_pem && strcmp(a->key_pem, b->key_pem) == 0 &&
+         strcmp(a->cert_pem, b->cert_pem) == 0 && strcmp(a->ca_pem, b->ca_pem) == 0;
+}
+
+/* A different certificate CN is a different device: its ECU registration starts over. */
+static void forget_ecu_registration(device *d) {
+  otad_errbuf eb = {{0}};
+  store_remove(d->o.st, STORE_ECU_REGISTERED, &eb);
+  store_remove(d->o.st, STORE_ECU_KEY, &eb);
+  store_remove(d->o.st, STORE_ECU_PUB, &eb);
+  store_remove(d->o.st, STORE_ECU_SERIAL, &eb);
+  keys_free(&d->ecu_key);
+  d->ecu_serial[0] = 0;
+}
+
+static void fire_stored(device *d, const char *why) {
+  char *reg = store_read_string(d->o.st, STORE_ECU_REGISTERED);
+  bool done = reg != NULL;
+  free(reg);
+  device_fire(d, done ? EV_STORED_PROVISIONED : EV_STORED_CREDENTIALS, why);
+}
+
+/* DeviceCred: the [import] files are the source of truth; stored copies are what the
+ * device used last. */
+static void inspect_device_cred(device *d) {
+  const otad_config *c = d->o.cfg;
+  bool have_stored = credentials_load_stored(d);
+  char stored_cn[sizeof(d->uuid)];
+  snprintf(stored_cn, sizeof(stored_cn), "%s", have_stored ? d->uuid : "");
+  tls_creds imp;
+  char *url = NULL;
+  otad_errbuf eb = {{0}};
+  int rc = import_device_credentials(d, &imp, &url, &eb);
+  if (rc) {
+    if (have_stored && d->server_url) {
+      device_log(d, LOG_WARN, "%s; continuing with the stored credentials", eb.msg);
+      fire_stored(d, "stored credentials (import failed)");
+    } else if (rc == OTAD_ECONFIG) {
+      device_fail_with(d, EV_CONFIG_ERROR, rc, "%s", eb.msg);
+    } else {
+      device_fail_with(d, EV_IMPORT_FAILED, rc, "%s; nothing stored", eb.msg);
+    }
+    return;
+  }
+  free(d->server_url);
+  d->server_url = url;
+  if (have_stored && same_identity(&imp, &d->creds)) {
+    tls_creds_free(&imp);
+    fire_stored(d, "stored credentials match [import]");
+    return;
+  }
+  tls_cert_info ci;
+  tls_cert_info_pem(imp.cert_pem, &ci, &eb);
+  bool cn_changed = have_stored && strcmp(stored_cn, ci.cn) != 0;
+  if (cn_changed) {
+    device_log(d, LOG_WARN, "the imported certificate is for CN=%s, not CN=%s: registering as a "
+               "new device", ci.cn, stored_cn);
+    forget_ecu_registration(d);
+  }
+  rc = credentials_store(d, imp.key_pem, imp.cert_pem, imp.ca_pem, d->server_url);
+  if (rc) {
+    tls_creds_free(&imp);
+    device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the imported credentials failed: %s",
+                     d->eb.msg);
+    return;
+  }
+  tls_creds_free(&d->creds);
+  d->creds = imp;
+  snprintf(d->uuid, sizeof(d->uuid), "%s", ci.cn);
+  snprintf(d->id, sizeof(d->id), "%s", c->device_id ? c->device_id : ci.cn);
+  store_write(d->o.st, STORE_DEVICE_ID, d->id, strlen(d->id), false, &eb);
+  device_log(d, LOG_INFO, "imported device credentials: certificate CN=%s from %s", ci.cn,
+             c->import_base_path);
+  if (have_stored && !cn_changed) fire_stored(d, "certificate renewed from [import]");
+  else device_fire(d, EV_CREDENTIALS_IMPORTED, ci.cn);
+}
+
 void unprovisioned_inspect(device *d) {
   d->eb.msg[0] = 0;
   char *stored_id = store_read_string(d->o.st, STORE_DEVICE_ID);
   if (stored_id) snprintf(d->id, sizeof(d->id), "%s", stored_id);
   free(stored_id);
 
-  int rc = finish_pending_credentials(d);
+  int rc = credentials_finish_pending(d);
   if (rc) {
     device_fail_with(d, EV_TRANSIENT_ERROR, rc, "cannot complete stored credentials: %s",
                      d->eb.msg[0] ? d->eb.msg : otad_strerror(rc));
     return;
   }
   load_server_url(d);
-  if (unprovisioned_load_stored(d)) {
+  if (config_mode(d->o.cfg) == PROVISION_DEVICE_CRED) {
+    inspect_device_cred(d);
+    return;
+  }
+  if (credentials_load_stored(d)) {
     if (!d->server_url) {
       device_fail_with(d, EV_CONFIG_ERROR, OTAD_ECONFIG,
                        "credentials are stored but no server URL is known "
@@ -172,18 +194,7 @@ void unprovisioned_inspect(device *d) {
       return;
     }
     unprovisioned_strip_fleet_key(d);
-    char *reg = store_read_string(d->o.st, STORE_ECU_REGISTERED);
-    bool done = reg != NULL;
-    free(reg);
-    device_fire(d, done ? EV_STORED_PROVISIONED : EV_STORED_CREDENTIALS,
-                done ? "device certificate and ECUs stored" : "device certificate stored");
-    return;
-  }
-  if (config_mode(d->o.cfg) == PROVISION_DEVICE_CRED) {
-    device_fail_with(d, EV_CONFIG_ERROR, OTAD_ECONFIG,
-                     "DeviceCred provisioning (device certificates under [import]) is not "
-                     "supported by this version; set [provision] provision_path for "
-                     "SharedCred");
+    fire_stored(d, "stored credentials");
     return;
   }
   rc = load_fleet_key(d);

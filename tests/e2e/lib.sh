@@ -96,3 +96,70 @@ same_path() {
 		fail "the run's transitions differ from the golden journal $2"
 	fi
 }
+
+# make_fleet_ca DIR: an operator's fleet root CA (EC P-256) in DIR/fleet-ca.{pem,key}.
+make_fleet_ca() {
+	local dir=$1
+	mkdir -p "$dir"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+		-subj "/CN=fleet root CA/O=otad tests" -keyout "$dir/fleet-ca.key" -out "$dir/fleet-ca.pem" \
+		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+}
+
+# sign_device CADIR OUTDIR CN [STARTDATE ENDDATE]: a device key and certificate signed by
+# the fleet CA, written as OUTDIR/pkey.pem and OUTDIR/client.pem (dates as YYYYMMDDHHMMSSZ).
+sign_device() {
+	local ca=$1 out=$2 cn=$3 start=${4:-} end=${5:-}
+	mkdir -p "$out" "$ca/db"
+	[ -f "$ca/db/index" ] || { : >"$ca/db/index"; echo 1000 >"$ca/db/serial"; }
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$cn" \
+		-keyout "$out/pkey.pem" -out "$out/req.csr" 2>/dev/null
+	cat >"$ca/db/ca.cnf" <<CNF
+[ca]
+default_ca = fleet
+[fleet]
+dir = $ca/db
+database = $ca/db/index
+serial = $ca/db/serial
+new_certs_dir = $ca/db
+certificate = $ca/fleet-ca.pem
+private_key = $ca/fleet-ca.key
+default_md = sha256
+default_days = 365
+policy = any
+unique_subject = no
+copy_extensions = none
+x509_extensions = device
+[any]
+commonName = supplied
+[device]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+CNF
+	local dates=()
+	[ -n "$start" ] && dates=(-startdate "$start" -enddate "$end")
+	openssl ca -batch -config "$ca/db/ca.cnf" -in "$out/req.csr" -out "$out/client.pem" -notext \
+		"${dates[@]}" 2>/dev/null || { echo "sign_device: openssl ca failed" >&2; return 1; }
+	rm -f "$out/req.csr"
+	chmod 600 "$out/pkey.pem"
+}
+
+# devicecred_config DIR IMPORTDIR [extra toml lines...]: a DeviceCred device (no
+# provision_path) whose credentials and gateway.url live in IMPORTDIR.
+devicecred_config() {
+	local dir=$1 imp=$2
+	shift 2
+	mkdir -p "$dir"
+	{
+		echo "[import]"
+		echo "base_path = \"$imp\""
+		echo "[tls]"
+		echo "server_url_path = \"gateway.url\""
+		echo "[provision]"
+		echo "primary_ecu_hardware_id = \"test-board\""
+		echo "[storage]"
+		echo "path = \"$dir/storage\""
+		for l in "$@"; do echo "$l"; done
+	} >"$dir/sota.toml"
+}

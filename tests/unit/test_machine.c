@@ -48,11 +48,22 @@ static void test_failure_paths(void **state) {
   assert_int_equal(t.to, ST_FAILED);
   assert_true(machine_step(ST_ECU_REGISTERING, EV_GIVE_UP, &t));
   assert_int_equal(t.to, ST_FAILED);
-  /* Final states accept nothing. */
+  /* Failed accepts nothing; provisioned only a change of the [import] credentials. */
   for (int e = 0; e < EV__COUNT; e++) {
-    assert_false(machine_step(ST_PROVISIONED, (enum dev_event)e, &t));
+    assert_int_equal(machine_step(ST_PROVISIONED, (enum dev_event)e, &t),
+                     e == EV_CREDENTIALS_CHANGED);
     assert_false(machine_step(ST_FAILED, (enum dev_event)e, &t));
   }
+  assert_true(machine_step(ST_PROVISIONED, EV_CREDENTIALS_CHANGED, &t));
+  assert_int_equal(t.to, ST_UNPROVISIONED);
+  assert_int_equal(t.action, ACT_INSPECT);
+  /* DeviceCred: imported credentials go straight to the ECU; missing ones wait a cycle. */
+  assert_true(machine_step(ST_UNPROVISIONED, EV_CREDENTIALS_IMPORTED, &t));
+  assert_int_equal(t.to, ST_ECU_REGISTERING);
+  assert_int_equal(t.action, ACT_PREPARE_KEY);
+  assert_true(machine_step(ST_UNPROVISIONED, EV_IMPORT_FAILED, &t));
+  assert_int_equal(t.to, ST_UNPROVISIONED);
+  assert_int_equal(t.action, ACT_WAIT_CYCLE);
   /* A registered event cannot arrive before registration started. */
   assert_false(machine_step(ST_UNPROVISIONED, EV_REGISTERED, &t));
 }
