@@ -6,6 +6,11 @@
  * against the resource, then lets --faults take over, then runs the handler, which fills a
  * `reply`. Handlers never touch libmicrohttpd, so faults can rewrite any reply (cut it, halve
  * it) before it is sent. The completion callback logs every request once.
+ *
+ * Devices come in two kinds. A shared-credential device got its certificate from POST
+ * /devices: its CN is its uuid. An implicit device brings a certificate from an uploaded fleet
+ * CA: its CN is its device ID, and the first request it makes to a device resource creates
+ * it. Every later certificate with that CN from the same fleet CA is the same device.
  */
 #include "api.h"
 
@@ -48,6 +53,7 @@ typedef struct request {
   uint64_t started_ms;
   identity who;
   char method[16];
+  char device[IDENTITY_CN_MAX]; /* the uuid of the device it acts for, once routed */
   char *path;
   char *body;
   size_t len;
@@ -288,7 +294,7 @@ static void register_ecus(api *a, request *r, reply *out) {
     cJSON_Delete(root);
     return;
   }
-  switch (db_ecus_register(a->db, r->who.cn, primary, ecus, n, taken, sizeof taken)) {
+  switch (db_ecus_register(a->db, r->device, primary, ecus, n, taken, sizeof taken)) {
   case 0:
   case DB_ECUS_SAME: reply_body(out, 200, CT_JSON, "{}", 2); break;
   case DB_ECU_TAKEN:
@@ -312,6 +318,113 @@ static void not_found(api *a, request *r, reply *out) {
   reply_error(out, 404, "not_found", "no resource %s %.200s", r->method, r->path);
 }
 
+static const char *or_none(const char *dn) {
+  return *dn ? dn : "no subject";
+}
+
+/* Answers a request without a usable client certificate: 401, or 403 with the reason. */
+static void refuse(const identity *who, reply *out) {
+  char when[UTC_ISO_LEN];
+  const char *subject = or_none(who->subject);
+  if (who->role == ROLE_NONE) {
+    reply_error(out, 401, "unauthorized", "a client certificate is required");
+    return;
+  }
+  switch (who->refusal) {
+  case REFUSED_UNKNOWN_CA:
+    reply_error(out, 403, "unknown_client_certificate",
+                "the client certificate (%.120s, issued by %.120s) chains to no CA this server "
+                "trusts: neither the fleet's provisioning or device CA nor an uploaded fleet CA",
+                subject, or_none(who->issuer));
+    return;
+  case REFUSED_EXPIRED:
+    if (who->not_after < time(NULL)) {
+      utc_iso(who->not_after, when);
+      reply_error(out, 403, "certificate_expired", "the client certificate (%.120s) expired on %s",
+                  subject, when);
+    } else {
+      reply_error(out, 403, "certificate_expired",
+                  "the client certificate (%.120s) is in date, but the CA it chains to%s%s%s "
+                  "has expired",
+                  subject, who->fleet_ca ? " (fleet CA '" : "", who->fleet_ca ? who->fleet_ca : "",
+                  who->fleet_ca ? "')" : "");
+    }
+    return;
+  case REFUSED_NOT_YET_VALID:
+    utc_iso(who->not_before, when);
+    reply_error(out, 403, "certificate_not_yet_valid",
+                "the client certificate (%.120s) is not valid before %s: is a clock wrong?",
+                subject, when);
+    return;
+  case REFUSED_WRONG_PURPOSE:
+    reply_error(out, 403, "invalid_client_certificate",
+                "the client certificate (%.120s) of fleet CA '%s' is not for TLS clients: its "
+                "extendedKeyUsage lacks clientAuth",
+                subject, who->fleet_ca ? who->fleet_ca : "-");
+    return;
+  case REFUSED_BAD_CN:
+    reply_error(out, 403, "invalid_client_certificate",
+                "the client certificate (%.120s) has no common name (CN) of 1 to %d printable "
+                "characters to identify the device",
+                subject, IDENTITY_CN_MAX - 1);
+    return;
+  case REFUSED_BAD_CHAIN:
+    reply_error(out, 403, "invalid_client_certificate",
+                "the client sent more than %d certificates, or one that does not parse",
+                IDENTITY_CHAIN_MAX);
+    return;
+  }
+  reply_error(out, 403, "forbidden", "the client certificate is not valid for this server");
+}
+
+/* Finds the device r acts for and puts its uuid into r->device, creating an implicit device
+ * on first contact; or answers out and returns -1. */
+static int device_of(api *a, request *r, reply *out) {
+  if (r->who.role == ROLE_DEVICE) {
+    int known = db_device_known(a->db, r->who.cn);
+    if (known < 0) {
+      reply_error(out, 500, "internal_error", "database error");
+      return -1;
+    }
+    if (!known) {
+      reply_error(out, 403, "forbidden", "device %s is not registered", r->who.cn);
+      return -1;
+    }
+    snprintf(r->device, sizeof r->device, "%s", r->who.cn);
+    return 0;
+  }
+  char uuid[37], created[UTC_ISO_LEN], expiry[UTC_ISO_LEN], owner[128];
+  if (pki_uuid4(uuid) < 0) {
+    reply_error(out, 500, "internal_error", "no random numbers");
+    return -1;
+  }
+  utc_iso(time(NULL), created);
+  utc_iso(r->who.not_after, expiry);
+  int rc = db_implicit_device(a->db, r->who.cn, r->who.fleet_ca, uuid, created, expiry, r->device,
+                              owner, sizeof owner);
+  if (rc == DB_CONFLICT && !*owner) {
+    reply_error(out, 403, "device_id_conflict",
+                "device ID '%s' belongs to a device registered with the shared provisioning "
+                "credential, not to a device of fleet CA '%s'",
+                r->who.cn, r->who.fleet_ca);
+    return -1;
+  }
+  if (rc == DB_CONFLICT) {
+    reply_error(out, 403, "device_id_conflict",
+                "device ID '%s' belongs to a device of fleet CA '%s', not of fleet CA '%s'",
+                r->who.cn, owner, r->who.fleet_ca);
+    return -1;
+  }
+  if (rc < 0) {
+    reply_error(out, 500, "internal_error", "database error");
+    return -1;
+  }
+  if (rc == DB_CREATED && !a->quiet)
+    fprintf(stderr, "ota-server: device '%s' created on first contact (fleet CA '%s', uuid %s)\n",
+            r->who.cn, r->who.fleet_ca, r->device);
+  return 0;
+}
+
 /* Picks the handler for r, or answers out itself (auth failures) and returns NULL. */
 static handler_fn route(api *a, request *r, reply *out) {
   bool devices = strcmp(r->path, "/devices") == 0;
@@ -319,12 +432,7 @@ static handler_fn route(api *a, request *r, reply *out) {
   bool post = strcmp(r->method, "POST") == 0;
   switch (r->who.role) {
   case ROLE_NONE:
-    reply_error(out, 401, "unauthorized", "a client certificate is required");
-    return NULL;
-  case ROLE_UNTRUSTED:
-    reply_error(out, 403, "forbidden",
-                "the client certificate is not (or no longer) valid for this server");
-    return NULL;
+  case ROLE_UNTRUSTED: refuse(&r->who, out); return NULL;
   case ROLE_PROVISIONING:
     if (!devices) {
       reply_error(out, 403, "forbidden", "the provisioning certificate may only register devices");
@@ -335,21 +443,21 @@ static handler_fn route(api *a, request *r, reply *out) {
       return NULL;
     }
     return register_device;
-  case ROLE_DEVICE: break;
+  case ROLE_DEVICE:
+  case ROLE_FLEET_DEVICE: break;
+  }
+  if (devices && r->who.role == ROLE_FLEET_DEVICE) {
+    reply_error(out, 403, "forbidden",
+                "registering a device needs the provisioning certificate; this certificate of "
+                "fleet CA '%s' identifies device '%s' already, which needs no registration",
+                r->who.fleet_ca, r->who.cn);
+    return NULL;
   }
   if (devices) {
     reply_error(out, 403, "forbidden", "registering a device needs the provisioning certificate");
     return NULL;
   }
-  int known = db_device_known(a->db, r->who.cn);
-  if (known < 0) {
-    reply_error(out, 500, "internal_error", "database error");
-    return NULL;
-  }
-  if (!known) {
-    reply_error(out, 403, "forbidden", "device %s is not registered", r->who.cn);
-    return NULL;
-  }
+  if (device_of(a, r, out) != 0) return NULL;
   if (ecus && !post) {
     reply_error(out, 405, "method_not_allowed", "%s is answered to POST only", r->path);
     return NULL;
@@ -592,6 +700,11 @@ int api_create(const char *dir, const api_options *opts, api **out) {
   } else if ((rc = pki_crt_der(server_ca, &a->server_ca_der)) < 0 ||
              (rc = identity_anchors_init(&a->anchors, prov_ca, a->device_ca.crt)) < 0) {
     fprintf(stderr, "ota-server: loading the fleet's CAs: %s\n", gnutls_strerror(rc));
+  }
+  for (size_t i = 0; rc >= 0 && opts->fleet_cas && i < opts->fleet_cas->n; i++) {
+    const fleet_ca *ca = &opts->fleet_cas->cas[i];
+    if ((rc = identity_anchors_add_fleet(&a->anchors, ca->name, ca->crt)) < 0)
+      fprintf(stderr, "ota-server: fleet CA '%s': %s\n", ca->name, gnutls_strerror(rc));
   }
   if (server_ca) gnutls_x509_crt_deinit(server_ca);
   if (prov_ca) gnutls_x509_crt_deinit(prov_ca);

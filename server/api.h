@@ -1,4 +1,5 @@
-/* api.h - the device API ota-server answers: POST /devices and POST /director/ecus.
+/* api.h - the device API ota-server answers: POST /devices and POST /director/ecus, for
+ * shared-credential devices and for implicit ones (certificates of an uploaded fleet CA).
  *
  * The two functions below are libmicrohttpd's access handler and request-completed
  * callback; their closure (`cls`) is the api, the server's whole shared state. Handlers run
@@ -13,6 +14,7 @@
 
 #include <microhttpd.h>
 
+#include "fleet_cas.h"
 #include "pkcs12.h"
 #include "pki.h"
 
@@ -22,13 +24,15 @@
 typedef struct api api;
 
 typedef struct api_options {
-  enum pki_key_type device_key; /* key type of issued device keys */
-  enum p12_cert_cipher p12;     /* certificate-bag cipher of issued archives */
-  const char *faults;           /* --faults SPEC, or NULL */
-  bool quiet;                   /* no per-request log lines */
+  enum pki_key_type device_key;  /* key type of issued device keys */
+  enum p12_cert_cipher p12;      /* certificate-bag cipher of issued archives */
+  const char *faults;            /* --faults SPEC, or NULL */
+  const fleet_ca_set *fleet_cas; /* uploaded fleet CAs (copied), or NULL */
+  bool quiet;                    /* no per-request log lines */
 } api_options;
 
-/* Loads the fleet in dir (device CA, server CA, trust anchors) and opens its database.
+/* Loads the fleet in dir (device CA, server CA, trust anchors, and opts->fleet_cas) and opens
+ * its database.
  * Prints what went wrong to stderr and returns -1 on failure. */
 int api_create(const char *dir, const api_options *opts, api **out);
 

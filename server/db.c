@@ -1,7 +1,10 @@
-/* db.c - the server's SQLite database (devices, ecus, requests).
+/* db.c - the server's SQLite database (devices, ecus, fleet_cas, requests).
  *
  * Statements the request path uses are prepared once at open; a mutex guards the one
- * connection, so a check-then-insert (a deviceId, a set of ECUs) is atomic between threads.
+ * connection, so a check-then-insert (a deviceId, a set of ECUs, an implicit device) is
+ * atomic between threads. Databases made before implicit provisioning lack two columns of
+ * `devices` and the `fleet_cas` table: a read-write open adds them, and a read-only open
+ * (the listings) reads such a database as it is.
  */
 #include "db.h"
 
@@ -21,12 +24,16 @@ enum stmt_id {
   ST_ECUS_OF,
   ST_ECU_ADD,
   ST_PRIMARY_SET,
+  ST_DEVICE_BY_ID,
+  ST_IMPLICIT_ADD,
+  ST_EXPIRY_SET,
+  ST_FLEET_CA_ADD,
   ST_COUNT
 };
 
 static const char *const STMT_SQL[ST_COUNT] = {
     [ST_DEVICE_ID_TAKEN] = "SELECT 1 FROM devices WHERE device_id = ?1",
-    [ST_DEVICE_KNOWN] = "SELECT 1 FROM devices WHERE uuid = ?1",
+    [ST_DEVICE_KNOWN] = "SELECT 1 FROM devices WHERE uuid = ?1 AND provisioning = 'shared'",
     [ST_DEVICE_ADD] = "INSERT INTO devices (uuid, device_id, created, cert_expiry) "
                       "VALUES (?1, ?2, ?3, ?4)",
     [ST_REQUEST_ADD] = "INSERT INTO requests (ts, cn, method, path, status) "
@@ -37,12 +44,21 @@ static const char *const STMT_SQL[ST_COUNT] = {
     [ST_ECU_ADD] = "INSERT INTO ecus (serial, device_uuid, hardware_id, key_type, public_key) "
                    "VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_PRIMARY_SET] = "UPDATE devices SET primary_ecu = ?2 WHERE uuid = ?1",
+    [ST_DEVICE_BY_ID] = "SELECT uuid, provisioning, fleet_ca, cert_expiry FROM devices "
+                        "WHERE device_id = ?1",
+    [ST_IMPLICIT_ADD] = "INSERT INTO devices "
+                        "(uuid, device_id, created, cert_expiry, provisioning, fleet_ca) "
+                        "VALUES (?1, ?2, ?3, ?4, 'implicit', ?5)",
+    [ST_EXPIRY_SET] = "UPDATE devices SET cert_expiry = ?2 WHERE uuid = ?1",
+    [ST_FLEET_CA_ADD] = "INSERT INTO fleet_cas (name, sha256, subject, not_after, added) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5)",
 };
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS devices ("
     " uuid TEXT PRIMARY KEY, device_id TEXT NOT NULL UNIQUE, created TEXT NOT NULL,"
-    " cert_expiry TEXT NOT NULL, primary_ecu TEXT);"
+    " cert_expiry TEXT NOT NULL, primary_ecu TEXT,"
+    " provisioning TEXT NOT NULL DEFAULT 'shared', fleet_ca TEXT);"
     "CREATE TABLE IF NOT EXISTS ecus ("
     " serial TEXT PRIMARY KEY, device_uuid TEXT NOT NULL REFERENCES devices(uuid),"
     " hardware_id TEXT NOT NULL, key_type TEXT NOT NULL, public_key TEXT NOT NULL);"
@@ -50,12 +66,22 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS requests ("
     " id INTEGER PRIMARY KEY, ts TEXT NOT NULL, cn TEXT NOT NULL, method TEXT NOT NULL,"
     " path TEXT NOT NULL, status INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS requests_by_cn ON requests(cn);";
+    "CREATE INDEX IF NOT EXISTS requests_by_cn ON requests(cn);"
+    "CREATE TABLE IF NOT EXISTS fleet_cas ("
+    " name TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, subject TEXT NOT NULL,"
+    " not_after TEXT NOT NULL, added TEXT NOT NULL);";
+
+/* What a database made before implicit provisioning lacks in `devices`. */
+static const char MIGRATE_IMPLICIT[] =
+    "ALTER TABLE devices ADD COLUMN provisioning TEXT NOT NULL DEFAULT 'shared';"
+    "ALTER TABLE devices ADD COLUMN fleet_ca TEXT;";
 
 struct db {
   sqlite3 *conn;
   sqlite3_stmt *stmt[ST_COUNT];
   pthread_mutex_t lock;
+  bool implicit_columns; /* devices has provisioning and fleet_ca */
+  bool fleet_cas_table;
 };
 
 static int fail(db *d, const char *what) {
@@ -71,6 +97,40 @@ static sqlite3_stmt *bind_text(db *d, enum stmt_id id, int n, const char *const 
   for (int i = 0; i < n; i++)
     if (sqlite3_bind_text(s, i + 1, values[i], -1, SQLITE_TRANSIENT) != SQLITE_OK) return NULL;
   return s;
+}
+
+/* 1 when table has the column (0 also when there is no such table), -1 on errors. */
+static int has_column(sqlite3 *conn, const char *table, const char *column) {
+  sqlite3_stmt *s = NULL;
+  int rc = -1;
+  if (sqlite3_prepare_v2(conn, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1, &s,
+                         NULL) == SQLITE_OK &&
+      sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC) == SQLITE_OK &&
+      sqlite3_bind_text(s, 2, column, -1, SQLITE_STATIC) == SQLITE_OK) {
+    int step = sqlite3_step(s);
+    rc = step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : -1;
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
+/* Brings an older database's `devices` up to date, once, even with two processes at it. */
+static int migrate(db *d, const char *path) {
+  char *err = NULL;
+  if (sqlite3_exec(d->conn, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK) goto fail;
+  int has = has_column(d->conn, "devices", "provisioning");
+  if (has < 0 ||
+      (has == 0 && sqlite3_exec(d->conn, MIGRATE_IMPLICIT, NULL, NULL, &err) != SQLITE_OK)) {
+    sqlite3_exec(d->conn, "ROLLBACK", NULL, NULL, NULL);
+    goto fail;
+  }
+  if (sqlite3_exec(d->conn, "COMMIT", NULL, NULL, &err) == SQLITE_OK) return 0;
+  sqlite3_exec(d->conn, "ROLLBACK", NULL, NULL, NULL);
+fail:
+  fprintf(stderr, "ota-server: %s: adding implicit provisioning: %s\n", path,
+          err ? err : sqlite3_errmsg(d->conn));
+  sqlite3_free(err);
+  return -1;
 }
 
 int db_open(const char *path, bool read_only, db **out) {
@@ -99,6 +159,10 @@ int db_open(const char *path, bool read_only, db **out) {
       db_close(d);
       return -1;
     }
+    if (migrate(d, path) != 0) {
+      db_close(d);
+      return -1;
+    }
     for (int i = 0; i < ST_COUNT; i++)
       if (sqlite3_prepare_v3(d->conn, STMT_SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &d->stmt[i],
                              NULL) != SQLITE_OK) {
@@ -107,6 +171,15 @@ int db_open(const char *path, bool read_only, db **out) {
         return -1;
       }
   }
+  int implicit = has_column(d->conn, "devices", "provisioning");
+  int fleet_cas = has_column(d->conn, "fleet_cas", "name");
+  if (implicit < 0 || fleet_cas < 0) {
+    fail(d, "reading the schema");
+    db_close(d);
+    return -1;
+  }
+  d->implicit_columns = implicit == 1;
+  d->fleet_cas_table = fleet_cas == 1;
   *out = d;
   return 0;
 }
@@ -131,6 +204,22 @@ static int exists_locked(db *d, enum stmt_id id, const char *value) {
   return fail(d, "query");
 }
 
+/* Runs a statement that returns no rows: 0, DB_CONFLICT (a UNIQUE or PRIMARY KEY constraint)
+ * or -1. Caller holds the lock. */
+static int change_locked(db *d, enum stmt_id id, int n, const char *const *values,
+                         const char *what) {
+  sqlite3_stmt *s = bind_text(d, id, n, values);
+  if (!s) return fail(d, "bind");
+  int step = sqlite3_step(s), rc = 0;
+  if (step != SQLITE_DONE) {
+    int ext = sqlite3_extended_errcode(d->conn);
+    rc = ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY ? DB_CONFLICT
+                                                                                : fail(d, what);
+  }
+  sqlite3_reset(s);
+  return rc;
+}
+
 int db_device_id_taken(db *d, const char *device_id) {
   pthread_mutex_lock(&d->lock);
   int rc = exists_locked(d, ST_DEVICE_ID_TAKEN, device_id);
@@ -149,21 +238,69 @@ int db_device_add(db *d, const char *uuid, const char *device_id, const char *cr
                   const char *cert_expiry) {
   const char *v[] = {uuid, device_id, created, cert_expiry};
   pthread_mutex_lock(&d->lock);
+  int rc = change_locked(d, ST_DEVICE_ADD, 4, v, "insert device");
+  pthread_mutex_unlock(&d->lock);
+  return rc;
+}
+
+int db_implicit_device(db *d, const char *cn, const char *fleet_ca, const char *new_uuid,
+                       const char *created, const char *cert_expiry, char uuid[37], char *owner,
+                       size_t size) {
+  pthread_mutex_lock(&d->lock);
   int rc = -1;
-  sqlite3_stmt *s = bind_text(d, ST_DEVICE_ADD, 4, v);
+  sqlite3_stmt *s = bind_text(d, ST_DEVICE_BY_ID, 1, &cn);
   if (!s) {
     fail(d, "bind");
-  } else {
-    int step = sqlite3_step(s);
-    if (step == SQLITE_DONE)
-      rc = 0;
-    else if (sqlite3_extended_errcode(d->conn) == SQLITE_CONSTRAINT_UNIQUE ||
-             sqlite3_extended_errcode(d->conn) == SQLITE_CONSTRAINT_PRIMARYKEY)
-      rc = DB_CONFLICT;
-    else
-      fail(d, "insert device");
-    sqlite3_reset(s);
+    goto out;
   }
+  int step = sqlite3_step(s);
+  if (step == SQLITE_DONE) {
+    sqlite3_reset(s);
+    const char *v[] = {new_uuid, cn, created, cert_expiry, fleet_ca};
+    rc = change_locked(d, ST_IMPLICIT_ADD, 5, v, "insert device");
+    if (rc == 0) {
+      snprintf(uuid, 37, "%s", new_uuid);
+      rc = DB_CREATED;
+    } else if (rc == DB_CONFLICT) { /* only a uuid collision can get here: 2^-122 */
+      rc = -1;
+    }
+    goto out;
+  }
+  if (step != SQLITE_ROW) {
+    sqlite3_reset(s);
+    fail(d, "query device");
+    goto out;
+  }
+  const char *found = (const char *)sqlite3_column_text(s, 0);
+  const char *provisioning = (const char *)sqlite3_column_text(s, 1);
+  const char *ca = (const char *)sqlite3_column_text(s, 2);
+  const char *expiry = (const char *)sqlite3_column_text(s, 3);
+  bool same = found && provisioning && strcmp(provisioning, "implicit") == 0 && ca &&
+              strcmp(ca, fleet_ca) == 0;
+  if (!same) {
+    snprintf(owner, size, "%s",
+             provisioning && strcmp(provisioning, "implicit") == 0 && ca ? ca : "");
+    sqlite3_reset(s);
+    rc = DB_CONFLICT;
+    goto out;
+  }
+  snprintf(uuid, 37, "%s", found);
+  bool renewed = !expiry || strcmp(expiry, cert_expiry) != 0;
+  sqlite3_reset(s);
+  rc = 0;
+  if (renewed) { /* the same device with another certificate (a renewal) */
+    const char *v[] = {uuid, cert_expiry};
+    if (change_locked(d, ST_EXPIRY_SET, 2, v, "update device") != 0) rc = -1;
+  }
+out:
+  pthread_mutex_unlock(&d->lock);
+  return rc;
+}
+
+int db_fleet_ca_add(db *d, const db_fleet_ca *ca) {
+  const char *v[] = {ca->name, ca->sha256, ca->subject, ca->not_after, ca->added};
+  pthread_mutex_lock(&d->lock);
+  int rc = change_locked(d, ST_FLEET_CA_ADD, 5, v, "insert fleet CA");
   pthread_mutex_unlock(&d->lock);
   return rc;
 }
@@ -333,10 +470,12 @@ int db_devices_foreach(db *d, int (*fn)(const db_device *dev, void *arg), void *
   sqlite3_stmt *s = NULL;
   pthread_mutex_lock(&d->lock);
   int rc = 0;
-  if (sqlite3_prepare_v2(d->conn,
-                         "SELECT uuid, device_id, created, cert_expiry, primary_ecu FROM devices "
-                         "ORDER BY rowid",
-                         -1, &s, NULL) != SQLITE_OK) {
+  const char *sql = d->implicit_columns
+                        ? "SELECT uuid, device_id, created, cert_expiry, primary_ecu, provisioning,"
+                          " fleet_ca FROM devices ORDER BY rowid"
+                        : "SELECT uuid, device_id, created, cert_expiry, primary_ecu, 'shared',"
+                          " NULL FROM devices ORDER BY rowid";
+  if (sqlite3_prepare_v2(d->conn, sql, -1, &s, NULL) != SQLITE_OK) {
     rc = fail(d, "list devices");
     goto out;
   }
@@ -348,6 +487,8 @@ int db_devices_foreach(db *d, int (*fn)(const db_device *dev, void *arg), void *
         .created = (const char *)sqlite3_column_text(s, 2),
         .cert_expiry = (const char *)sqlite3_column_text(s, 3),
         .primary_ecu = (const char *)sqlite3_column_text(s, 4),
+        .provisioning = (const char *)sqlite3_column_text(s, 5),
+        .fleet_ca = (const char *)sqlite3_column_text(s, 6),
     };
     db_ecu *ecus = NULL;
     size_t n = 0;
@@ -390,6 +531,40 @@ int db_requests_foreach(db *d, int (*fn)(const db_request *req, void *arg), void
     if (fn(&req, arg)) break;
   }
   if (step != SQLITE_ROW && step != SQLITE_DONE) rc = fail(d, "list requests");
+out:
+  sqlite3_finalize(s);
+  pthread_mutex_unlock(&d->lock);
+  return rc;
+}
+
+int db_fleet_cas_foreach(db *d, int (*fn)(const db_fleet_ca *ca, void *arg), void *arg) {
+  if (!d->fleet_cas_table) return 0;
+  sqlite3_stmt *s = NULL;
+  pthread_mutex_lock(&d->lock);
+  int rc = 0;
+  if (sqlite3_prepare_v2(d->conn,
+                         "SELECT name, sha256, subject, not_after, added FROM fleet_cas "
+                         "ORDER BY rowid",
+                         -1, &s, NULL) != SQLITE_OK) {
+    rc = fail(d, "list fleet CAs");
+    goto out;
+  }
+  int step;
+  while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+    db_fleet_ca ca = {
+        .name = (const char *)sqlite3_column_text(s, 0),
+        .sha256 = (const char *)sqlite3_column_text(s, 1),
+        .subject = (const char *)sqlite3_column_text(s, 2),
+        .not_after = (const char *)sqlite3_column_text(s, 3),
+        .added = (const char *)sqlite3_column_text(s, 4),
+    };
+    if (!ca.name || !ca.sha256 || !ca.subject || !ca.not_after || !ca.added) {
+      rc = fail(d, "read fleet CA");
+      break;
+    }
+    if (fn(&ca, arg)) break;
+  }
+  if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) rc = fail(d, "list fleet CAs");
 out:
   sqlite3_finalize(s);
   pthread_mutex_unlock(&d->lock);

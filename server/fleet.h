@@ -1,8 +1,8 @@
 /* fleet.h - the layout of a fleet directory, shared by init, serve and the listings.
  *
  * `ota-server init DIR` writes the CAs, the server and provisioning credentials, the
- * device-facing credentials.zip and server.conf (defaults for serve); `serve` adds server.db
- * and server.pid. Keys are mode 0600.
+ * device-facing credentials.zip, server.conf (defaults for serve) and server.db; `serve` adds
+ * server.pid, and `add-fleet-ca` the fleet_cas directory. Keys are mode 0600.
  */
 #ifndef OTA_SERVER_FLEET_H
 #define OTA_SERVER_FLEET_H
@@ -23,6 +23,7 @@
 #define FLEET_CONFIG "server.conf"
 #define FLEET_DB "server.db"
 #define FLEET_PID "server.pid"
+#define FLEET_CAS_DIR "fleet_cas" /* uploaded fleet CAs: fleet_cas/NAME.pem */
 
 #define FLEET_DEFAULT_PORT 8443
 #define FLEET_HOST_MAX 256

@@ -2,8 +2,10 @@
  *
  * It opens the database read-only, so it can run while `serve` is writing (WAL mode). The
  * JSON forms are what tests read: devices as
- * [{"uuid","device_id","created","cert_expiry","primary_ecu","ecus":[{"serial",
- * "hardware_id","key_type","primary"}]}], requests as [{"ts","cn","method","path","status"}].
+ * [{"uuid","device_id","created","cert_expiry","primary_ecu","provisioning","fleet_ca",
+ * "ecus":[{"serial","hardware_id","key_type","primary"}]}], requests as
+ * [{"ts","cn","method","path","status"}], fleet CAs as
+ * [{"name","subject","sha256","not_after","added","file"}]. New fields are only ever added.
  */
 #include "listing.h"
 
@@ -17,6 +19,7 @@
 #include "db.h"
 #include "files.h"
 #include "fleet.h"
+#include "fleet_cas.h"
 
 static db *open_fleet_db(const char *dir) {
   char *path = path_join(dir, FLEET_DB);
@@ -34,9 +37,15 @@ static const char *or_dash(const char *s) {
   return s && *s ? s : "-";
 }
 
+static bool implicit(const db_device *dev) {
+  return dev->provisioning && strcmp(dev->provisioning, "implicit") == 0;
+}
+
 static int device_text(const db_device *dev, void *arg) {
-  printf("%s  %s  created %s  expires %s\n", dev->uuid, dev->device_id, dev->created,
+  printf("%s  %s  created %s  expires %s", dev->uuid, dev->device_id, dev->created,
          dev->cert_expiry);
+  if (implicit(dev)) printf("  implicit (fleet CA %s)", or_dash(dev->fleet_ca));
+  putchar('\n');
   for (size_t i = 0; i < dev->necus; i++) {
     const db_ecu *e = &dev->ecus[i];
     bool primary = dev->primary_ecu && strcmp(dev->primary_ecu, e->serial) == 0;
@@ -62,6 +71,11 @@ static int device_json(const db_device *dev, void *arg) {
     cJSON_AddStringToObject(obj, "primary_ecu", dev->primary_ecu);
   else
     cJSON_AddNullToObject(obj, "primary_ecu");
+  cJSON_AddStringToObject(obj, "provisioning", implicit(dev) ? "implicit" : "shared");
+  if (implicit(dev) && dev->fleet_ca)
+    cJSON_AddStringToObject(obj, "fleet_ca", dev->fleet_ca);
+  else
+    cJSON_AddNullToObject(obj, "fleet_ca");
   cJSON_AddItemToObject(obj, "ecus", ecus);
   for (size_t i = 0; i < dev->necus; i++) {
     const db_ecu *e = &dev->ecus[i];
@@ -97,6 +111,26 @@ static int request_json(const db_request *r, void *arg) {
   return 0;
 }
 
+static int fleet_ca_text(const db_fleet_ca *ca, void *arg) {
+  printf("%s  expires %s  sha256 %s  %s\n", ca->name, ca->not_after, ca->sha256, ca->subject);
+  return 0;
+}
+
+static int fleet_ca_json(const db_fleet_ca *ca, void *arg) {
+  cJSON *obj = cJSON_CreateObject();
+  char file[FLEET_CA_NAME_MAX + sizeof FLEET_CAS_DIR + sizeof ".pem"];
+  if (!obj) return 1;
+  cJSON_AddItemToArray(arg, obj);
+  snprintf(file, sizeof file, "%s/%s.pem", FLEET_CAS_DIR, ca->name);
+  cJSON_AddStringToObject(obj, "name", ca->name);
+  cJSON_AddStringToObject(obj, "subject", ca->subject);
+  cJSON_AddStringToObject(obj, "sha256", ca->sha256);
+  cJSON_AddStringToObject(obj, "not_after", ca->not_after);
+  cJSON_AddStringToObject(obj, "added", ca->added);
+  cJSON_AddStringToObject(obj, "file", file);
+  return 0;
+}
+
 /* Closes the database and prints the JSON array, if any. Returns the exit code. */
 static int finish(db *d, cJSON *arr, int rc) {
   db_close(d);
@@ -127,4 +161,12 @@ int list_requests(const char *dir, bool json) {
   cJSON *arr = json ? cJSON_CreateArray() : NULL;
   if (json && !arr) return finish(d, NULL, -1);
   return finish(d, arr, db_requests_foreach(d, json ? request_json : request_text, arr));
+}
+
+int list_fleet_cas(const char *dir, bool json) {
+  db *d = open_fleet_db(dir);
+  if (!d) return 1;
+  cJSON *arr = json ? cJSON_CreateArray() : NULL;
+  if (json && !arr) return finish(d, NULL, -1);
+  return finish(d, arr, db_fleet_cas_foreach(d, json ? fleet_ca_json : fleet_ca_text, arr));
 }

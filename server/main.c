@@ -1,7 +1,9 @@
-/* main.c - the ota-server command line: init, serve, devices, requests.
+/* main.c - the ota-server command line: init, serve, add-fleet-ca, devices, requests,
+ * fleet-cas.
  *
  * ota-server is the reference OTA Connect device gateway for otad's tests, demos and load
- * tests: it provisions devices from a fleet's shared credential (POST /devices) and
+ * tests: it provisions devices from a fleet's shared credential (POST /devices), accepts
+ * devices whose certificates chain to an uploaded fleet CA (implicit provisioning), and
  * registers their ECUs (POST /director/ecus). This file only parses arguments; each
  * command lives in its own file. Exit codes: 0 ok, 1 runtime error, 2 usage.
  */
@@ -17,6 +19,7 @@
 
 #include "faults.h"
 #include "fleet.h"
+#include "fleet_cas.h"
 #include "fleet_init.h"
 #include "listing.h"
 #include "pkcs12.h"
@@ -33,7 +36,8 @@ static const char USAGE[] =
     "Usage: ota-server COMMAND DIR [OPTIONS]\n"
     "\n"
     "A reference OTA Connect device gateway: shared-credential provisioning\n"
-    "(POST /devices) and ECU registration (POST /director/ecus) over mutual TLS.\n"
+    "(POST /devices), implicit provisioning (device certificates of an uploaded fleet\n"
+    "CA) and ECU registration (POST /director/ecus) over mutual TLS.\n"
     "\n"
     "Commands:\n"
     "  init DIR      create a fleet: CAs, server and provisioning certificates, and\n"
@@ -53,8 +57,13 @@ static const char USAGE[] =
     "      --p12 legacy|3des     certificate-bag cipher of device archives (default 3des)\n"
     "      --device-key ec256|rsa2048  (default: init's --device-key)\n"
     "      --quiet               no log line per request\n"
+    "  add-fleet-ca DIR CA.pem   trust a fleet root CA (PEM or DER): a device whose\n"
+    "                            certificate chains to it is created on first contact, with\n"
+    "                            its CN as device ID; a running serve trusts it on restart\n"
+    "      --name NAME           its name (default: from its CN); [A-Za-z0-9._-], 1-64\n"
     "  devices DIR [--json]      list registered devices and their ECUs\n"
     "  requests DIR [--json]     list logged requests (time, client CN, method, path, status)\n"
+    "  fleet-cas DIR [--json]    list the uploaded fleet CAs\n"
     "\n"
     "Options for every command: -h, --help; --version.\n";
 
@@ -86,6 +95,7 @@ enum {
   OPT_FAULTS,
   OPT_QUIET,
   OPT_JSON,
+  OPT_NAME,
   OPT_HELP
 };
 
@@ -100,6 +110,7 @@ static const struct option OPTIONS[] = {
     {"faults", required_argument, NULL, OPT_FAULTS},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"json", no_argument, NULL, OPT_JSON},
+    {"name", required_argument, NULL, OPT_NAME},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -113,7 +124,17 @@ static bool option_allowed(const char *cmd, int opt) {
   if (strcmp(cmd, "serve") == 0)
     return opt == OPT_PORT || opt == OPT_BIND || opt == OPT_THREADS || opt == OPT_FAULTS ||
            opt == OPT_P12 || opt == OPT_DEVICE_KEY || opt == OPT_QUIET;
-  return opt == OPT_JSON; /* devices, requests */
+  if (strcmp(cmd, "add-fleet-ca") == 0) return opt == OPT_NAME;
+  return opt == OPT_JSON; /* devices, requests, fleet-cas */
+}
+
+static const char *const COMMANDS[] = {"init",    "serve",    "add-fleet-ca",
+                                       "devices", "requests", "fleet-cas"};
+
+static bool known_command(const char *cmd) {
+  for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+    if (strcmp(cmd, COMMANDS[i]) == 0) return true;
+  return false;
 }
 
 int main(int argc, char **argv) {
@@ -127,9 +148,7 @@ int main(int argc, char **argv) {
     printf("ota-server %s\n", OTAD_VERSION);
     return 0;
   }
-  if (strcmp(cmd, "init") != 0 && strcmp(cmd, "serve") != 0 && strcmp(cmd, "devices") != 0 &&
-      strcmp(cmd, "requests") != 0)
-    return usage_error("unknown command '%s'", cmd);
+  if (!known_command(cmd)) return usage_error("unknown command '%s'", cmd);
 
   init_options init = {.port = FLEET_DEFAULT_PORT,
                        .host = "127.0.0.1",
@@ -138,6 +157,7 @@ int main(int argc, char **argv) {
                        .device_key = PKI_KEY_EC256};
   serve_options serve = {.port = -1, .bind = "127.0.0.1", .p12 = P12_CERTS_3DES};
   bool json = false, p12_set = false;
+  const char *ca_name = NULL;
   enum p12_cert_cipher p12 = P12_CERTS_3DES;
   int port = -1, opt;
   optind = 2;
@@ -191,10 +211,21 @@ int main(int argc, char **argv) {
     }
     case OPT_QUIET: serve.quiet = true; break;
     case OPT_JSON: json = true; break;
+    case OPT_NAME:
+      if (!fleet_ca_name_valid(optarg))
+        return usage_error("--name '%s': expected 1 to 64 of A-Z a-z 0-9 . _ -, starting with a "
+                           "letter or digit",
+                           optarg);
+      ca_name = optarg;
+      break;
     }
   }
+  int operands = strcmp(cmd, "add-fleet-ca") == 0 ? 2 : 1;
   if (optind >= argc) return usage_error("%s: the fleet directory DIR is required", cmd);
-  if (optind + 1 < argc) return usage_error("unexpected argument '%s'", argv[optind + 1]);
+  if (optind + 1 >= argc && operands == 2)
+    return usage_error("%s: the CA certificate file is required", cmd);
+  if (optind + operands < argc)
+    return usage_error("unexpected argument '%s'", argv[optind + operands]);
   const char *dir = argv[optind];
 
   if (gnutls_global_init() < 0) {
@@ -212,8 +243,12 @@ int main(int argc, char **argv) {
     serve.port = port;
     if (p12_set) serve.p12 = p12;
     status = serve_run(&serve);
+  } else if (strcmp(cmd, "add-fleet-ca") == 0) {
+    status = fleet_ca_add(dir, argv[optind + 1], ca_name);
   } else if (strcmp(cmd, "devices") == 0) {
     status = list_devices(dir, json);
+  } else if (strcmp(cmd, "fleet-cas") == 0) {
+    status = list_fleet_cas(dir, json);
   } else {
     status = list_requests(dir, json);
   }

@@ -178,6 +178,17 @@ int pki_crt_cn(gnutls_x509_crt_t crt, char *buf, size_t size) {
   return 0;
 }
 
+int pki_crt_sha256(gnutls_x509_crt_t crt, char out[65]) {
+  unsigned char digest[32];
+  size_t n = sizeof digest;
+  int rc = gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, digest, &n);
+  if (rc < 0) return rc;
+  if (n != sizeof digest) return GNUTLS_E_INTERNAL_ERROR;
+  for (size_t i = 0; i < n; i++)
+    snprintf(out + 2 * i, 3, "%02x", digest[i]);
+  return 0;
+}
+
 int pki_uuid4(char out[37]) {
   unsigned char b[16];
   int rc = gnutls_rnd(GNUTLS_RND_NONCE, b, sizeof b);

@@ -55,6 +55,9 @@ int pki_key_pkcs8_der(gnutls_x509_privkey_t key, gnutls_datum_t *out);
 /* Copies the subject CN into buf (NUL-terminated); an error if absent or too long. */
 int pki_crt_cn(gnutls_x509_crt_t crt, char *buf, size_t size);
 
+/* Writes the lower-case hex SHA-256 of the DER certificate into out[65]. */
+int pki_crt_sha256(gnutls_x509_crt_t crt, char out[65]);
+
 /* Writes a random (version 4) UUID, lower-case, into out[37]. */
 int pki_uuid4(char out[37]);
 

@@ -1,6 +1,7 @@
 /* serve.c - the HTTPS daemon: libmicrohttpd on GnuTLS with epoll and a thread pool.
  *
- * Clients are asked for a certificate trusting both fleet CAs (provisioning and device), but
+ * Clients are asked for a certificate trusting the fleet's CAs (provisioning, device, and the
+ * uploaded fleet CAs, which are read once here: a new one is trusted after a restart), but
  * the handshake does not insist: api.c verifies the chain per request and answers 401/403
  * with a JSON body, as a real gateway does. Signals are blocked before the daemon starts, so
  * its threads inherit the mask and the main thread alone waits for SIGTERM/SIGINT.
@@ -25,6 +26,8 @@
 #include "api.h"
 #include "files.h"
 #include "fleet.h"
+#include "fleet_cas.h"
+#include "utctime.h"
 
 #define MIN_CONNECTIONS 10000
 #define MAX_CONNECTIONS 1000000
@@ -78,6 +81,24 @@ static int parse_bind(const char *addr, int port, struct sockaddr_storage *ss, b
   return -1;
 }
 
+/* Says which fleet CAs the server trusts, and warns about expired ones. */
+static void report_fleet_cas(const fleet_ca_set *cas) {
+  time_t now = time(NULL);
+  for (size_t i = 0; i < cas->n; i++) {
+    char expiry[UTC_ISO_LEN];
+    time_t not_after = gnutls_x509_crt_get_expiration_time(cas->cas[i].crt);
+    utc_iso(not_after, expiry);
+    if (not_after < now)
+      fprintf(stderr,
+              "ota-server: warning: fleet CA '%s' expired on %s: its devices are refused "
+              "(certificate_expired)\n",
+              cas->cas[i].name, expiry);
+    else
+      fprintf(stderr, "ota-server: trusting fleet CA '%s' (expires %s)\n", cas->cas[i].name,
+              expiry);
+  }
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
   fputs("ota-server: httpd: ", stderr);
   vfprintf(stderr, fmt, ap);
@@ -101,9 +122,12 @@ int serve_run(const serve_options *o) {
     return 1;
   }
 
+  fleet_ca_set fleet_cas = {0};
+  if (fleet_ca_set_load(o->dir, &fleet_cas) != 0) return 1;
   api_options ao = {.device_key = o->device_key_set ? o->device_key : conf.device_key,
                     .p12 = o->p12,
                     .faults = o->faults,
+                    .fleet_cas = &fleet_cas,
                     .quiet = o->quiet};
   api *a = NULL;
   char *key = read_pem(o->dir, FLEET_SERVER_KEY), *crt = read_pem(o->dir, FLEET_SERVER_CRT);
@@ -113,11 +137,12 @@ int serve_run(const serve_options *o) {
   int status = 1;
   struct MHD_Daemon *d = NULL;
   if (!key || !crt || !prov_ca || !dev_ca || !pid_path) goto out;
-  if (asprintf(&trust, "%s%s", prov_ca, dev_ca) < 0) {
+  if (asprintf(&trust, "%s%s%s", prov_ca, dev_ca, fleet_cas.pem) < 0) {
     trust = NULL;
     goto out;
   }
   if (api_create(o->dir, &ao, &a) != 0) goto out;
+  report_fleet_cas(&fleet_cas);
 
   sigset_t stop;
   sigemptyset(&stop);
@@ -174,5 +199,6 @@ out:
   free(dev_ca);
   free(trust);
   free(pid_path);
+  fleet_ca_set_free(&fleet_cas);
   return status;
 }

@@ -24,10 +24,13 @@ pick_port() {
 start_server() {
 	local dir=$1
 	shift
+	# a restart on the same DIR appends to server.log: wait for a new "listening" line
+	local before
+	before=$(grep -c "listening on" "$dir/server.log" 2>/dev/null || true)
 	"$OTAD_BIN/server/ota-server" serve "$dir" --port "$PORT" "$@" 2>>"$dir/server.log" &
 	SERVER_PID=$!
 	for _ in $(seq 1 100); do
-		if grep -q "listening on" "$dir/server.log" 2>/dev/null; then return 0; fi
+		if [ "$(grep -c "listening on" "$dir/server.log" 2>/dev/null || true)" -gt "${before:-0}" ]; then return 0; fi
 		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
 			echo "ota-server exited at start:" >&2
 			cat "$dir/server.log" >&2
