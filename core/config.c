@@ -760,6 +760,19 @@ int config_finish(otad_config *cfg, otad_errbuf *eb) {
                          "uptane_key_id", eb)) != 0 ||
       (rc = check_pkcs11(cfg, cfg->tls_ca_source, "tls.ca_source", NULL, NULL, eb)) != 0)
     return rc;
+  /* The server issues the TLS key in SharedCred mode; a token key only fits DeviceCred. */
+  if (cfg->mode != PROVISION_DEVICE_CRED) {
+    const char *src = cfg->tls_pkey_source && strcmp(cfg->tls_pkey_source, "pkcs11") == 0
+                          ? "tls.pkey_source"
+                      : cfg->tls_cert_source && strcmp(cfg->tls_cert_source, "pkcs11") == 0
+                          ? "tls.cert_source"
+                          : NULL;
+    if (src)
+      return otad_fail(eb, OTAD_ECONFIG,
+                       "%s = \"pkcs11\" needs provision.mode = \"DeviceCred\": in %s mode the "
+                       "server issues the TLS key",
+                       src, mode_names[cfg->mode]);
+  }
 
   /* The server may also come later from credentials.zip (autoprov.url) or
    * tls.server_url_path; the derived URLs are filled here only when it is known now. */

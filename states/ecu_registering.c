@@ -4,6 +4,10 @@
  * must not stall the other devices of a fleet), stored, and reused on every later attempt,
  * so a retry registers the same ECU. Serial = [provision] primary_ecu_serial, else the
  * KeyId; hardware ID = primary_ecu_hardware_id, else the host name.
+ *
+ * With [uptane] key_source = "pkcs11" the key is never generated: it is the RSA key with
+ * ID [p11] uptane_key_id in the token, read afresh on every run (its public half is all
+ * that leaves the token); what is stored is only its URI and public value.
  */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -81,10 +85,40 @@ static void generate_done(uv_work_t *w, int status) {
   key_ready(d);
 }
 
+/* The Uptane key in a PKCS#11 token: loaded, never generated. */
+static void prepare_token_key(device *d) {
+  const otad_config *c = d->o.cfg;
+  otad_errbuf eb = {{0}};
+  int rc = keys_load_pkcs11(c->p11_module, c->p11_pass, c->p11_uptane_key_id, &d->ecu_key, &eb);
+  if (rc) {
+    device_fail_with(d, EV_CONFIG_ERROR, rc, "the Uptane key: %s", eb.msg);
+    return;
+  }
+  const char *uri = d->ecu_key.private_pem;
+  rc = store_write(d->o.st, STORE_ECU_KEY, uri, strlen(uri), true, &d->eb);
+  if (!rc)
+    rc = store_write(d->o.st, STORE_ECU_PUB, d->ecu_key.public_text,
+                     strlen(d->ecu_key.public_text), false, &d->eb);
+  if (rc) {
+    keys_free(&d->ecu_key);
+    device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the Uptane key's reference failed: %s",
+                     d->eb.msg);
+    return;
+  }
+  device_log(d, LOG_DEBUG, "Uptane key %s is %s key %s in the PKCS#11 token", d->ecu_key.keyid,
+             config_key_type_name(d->ecu_key.type), c->p11_uptane_key_id);
+  key_ready(d);
+}
+
 void ecu_registering_prepare_key(device *d) {
   d->eb.msg[0] = 0;
   if (d->ecu_key.private_pem) {
     key_ready(d);
+    return;
+  }
+  const char *source = d->o.cfg->key_source;
+  if (source && strcmp(source, "pkcs11") == 0) {
+    prepare_token_key(d);
     return;
   }
   char *priv = store_read_string(d->o.st, STORE_ECU_KEY);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "p11.h"
+
 typedef struct sock_ctx {
   uv_poll_t poll;
   curl_socket_t fd;
@@ -171,6 +173,8 @@ static void finish(http_request *r, int err) {
   r->headers = NULL;
   r->client = NULL;
   c->active--;
+  free(r->tls_err); /* already in errmsg (collect_done) */
+  r->tls_err = NULL;
   r->err = err;
   if (r->done) r->done(r);
 }
@@ -185,12 +189,24 @@ static void collect_done(http_client *c) {
     CURLcode rc = m->data.result;
     curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &r->status);
     int err = map_curl_error(rc, r->overflow);
+    if (err && r->tls_err) snprintf(r->errmsg, sizeof(r->errmsg), "%s", r->tls_err);
     if (err && !r->errmsg[0]) snprintf(r->errmsg, sizeof(r->errmsg), "%s", curl_easy_strerror(rc));
     if (err == OTAD_ETOOBIG)
       snprintf(r->errmsg, sizeof(r->errmsg), "response larger than %zu bytes",
                r->max_response ? r->max_response : (size_t)HTTP_DEFAULT_MAX_RESPONSE);
     finish(r, err);
   }
+}
+
+/* CURLOPT_SSL_CTX_FUNCTION for a key in a PKCS#11 token (see http.h). */
+static CURLcode ssl_ctx_p11(CURL *curl, void *ssl_ctx, void *userp) {
+  http_request *r = userp;
+  otad_errbuf eb = {{0}};
+  if (p11_tls_configure(ssl_ctx, r->cert_pem, r->key_pem, &eb) == 0) return CURLE_OK;
+  free(r->tls_err);
+  r->tls_err = strdup(eb.msg); /* curl's own words ("error signaled by ssl ctx callback")
+                                  would take the error buffer */
+  return CURLE_SSL_CERTPROBLEM;
 }
 
 static void set_blob(CURL *e, CURLoption opt, const char *pem) {
@@ -203,6 +219,8 @@ void http_request_reset(http_request *r) {
   r->resp = NULL;
   r->resp_len = r->resp_cap = 0;
   r->overflow = 0;
+  free(r->tls_err);
+  r->tls_err = NULL;
   r->err = 0;
   r->status = 0;
   r->errmsg[0] = 0;
@@ -233,7 +251,17 @@ int http_start(http_client *c, http_request *r) {
   curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
   curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
   if (r->ca_pem) set_blob(e, CURLOPT_CAINFO_BLOB, r->ca_pem);
-  if (r->cert_pem && r->key_pem) {
+  if (r->cert_pem && p11_is_uri(r->key_pem)) {
+    if (curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_p11) != CURLE_OK) {
+      curl_easy_cleanup(e);
+      r->easy = NULL;
+      return OTAD_EINVAL; /* a TLS backend without SSL_CTX access */
+    }
+    curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, r);
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+  } else if (r->cert_pem && r->key_pem) {
     set_blob(e, CURLOPT_SSLCERT_BLOB, r->cert_pem);
     curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
     set_blob(e, CURLOPT_SSLKEY_BLOB, r->key_pem);

@@ -6,6 +6,19 @@
  * identity as PEM blobs. libcurl compares those blobs before it reuses a pooled connection
  * or a cached TLS session, so devices sharing the multi handle never borrow each other's
  * authenticated connection.
+ *
+ * A key in a PKCS#11 token (key_pem is then a "pkcs11:" URI, see p11.h) cannot be a blob:
+ * libcurl would try to parse it, and given a certificate without a key it reads the key
+ * from the certificate blob and fails. Such a request leaves the client certificate out
+ * of curl's options and installs both itself, certificate chain first, in
+ * CURLOPT_SSL_CTX_FUNCTION (curl calls it per connection, after its own certificate and
+ * CA set-up and before the handshake), so the handshake signs inside the token. The
+ * trade-off: libcurl no longer sees that identity, so it cannot keep such connections
+ * apart from others by comparing blobs. Isolation is kept by never sharing them instead:
+ * a token request always opens a fresh connection, closes it afterwards and neither uses
+ * nor feeds the TLS session cache, at the cost of a full handshake (one token signature)
+ * per request. That suits the HSM case, one device per process polling now and then; the
+ * fleet's many devices keep the blob path, with connection reuse.
  */
 #ifndef OTAD_HTTP_H
 #define OTAD_HTTP_H
@@ -33,7 +46,8 @@ struct http_request {
   const void *body;
   size_t body_len;
   const char *cert_pem; /* client certificate (+ chain); NULL = no client auth */
-  const char *key_pem;  /* its private key */
+  const char *key_pem;  /* its private key: PEM, or a PKCS#11 URI of a key in an open
+                           token (see above) */
   const char *ca_pem;   /* the pinned CA bundle; the only roots trusted */
   size_t max_response;  /* body cap in bytes; 0 = HTTP_DEFAULT_MAX_RESPONSE */
   long timeout_ms;      /* whole request; 0 = 60 s */
@@ -55,6 +69,7 @@ struct http_request {
   struct curl_slist *headers;
   size_t resp_cap;
   int overflow;
+  char *tls_err; /* why the token identity could not be set up (heap), or NULL */
 };
 
 /* Creates the client for loop. Returns NULL on failure (curl could not initialise). */

@@ -6,6 +6,12 @@
  * uptane_key stays plain strings the device can store and copy. Each call owns its RNG and
  * key objects, so calls from several threads never share state; the key objects live on
  * the heap because an RsaKey is several KiB.
+ *
+ * An RSA key may also live in a PKCS#11 token ([uptane] key_source = "pkcs11"): its
+ * "private_pem" is then the PKCS#11 URI that names it (p11.h), and parsing it sets up a
+ * wolfCrypt key whose private operations the token performs, so signing takes the same
+ * wc_RsaPSS_Sign_ex path as a key in memory. wolfSSL 5.7.2's PKCS#11 layer has no EdDSA,
+ * so ED25519 keys cannot live in a token.
  */
 #include "keys.h"
 
@@ -26,12 +32,14 @@
 #include <wolfssl/wolfcrypt/rsa.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+#include "p11.h"
 #include "tls.h"
 
 /* A parsed private key: at most one of rsa/ed is initialised, as is_rsa/is_ed say. */
 typedef struct keys__parsed {
   enum uptane_key_type type;
   int is_rsa, is_ed;
+  const char *uri; /* the PKCS#11 URI of a key in a token (not owned), or NULL */
   RsaKey rsa;
   ed25519_key ed;
 } keys__parsed;
@@ -180,6 +188,23 @@ static int keys__parse(const char *text, keys__parsed **out, otad_errbuf *eb) {
   if (!text || !*text) return otad_fail(eb, OTAD_ECRYPTO, "no private key given");
   keys__parsed *p = calloc(1, sizeof(*p));
   if (!p) return otad_fail(eb, OTAD_ENOMEM, "out of memory");
+  if (p11_is_uri(text)) {
+    int bits = 0;
+    int err = p11_rsa_key(text, &p->rsa, &bits, eb);
+    p->is_rsa = err == 0;
+    p->uri = text;
+    if (!err && keys__rsa_type(bits, &p->type) != 0)
+      err = otad_fail(eb, OTAD_ECRYPTO,
+                      "RSA key of %d bits in the token: only 2048, 3072 and "
+                      "4096 are used",
+                      bits);
+    if (err) {
+      keys__parsed_free(p);
+      return err;
+    }
+    *out = p;
+    return 0;
+  }
   if (keys__is_hex_key(text)) {
     int err = keys__parse_ed25519_hex(text, p, eb);
     if (err) {
@@ -239,7 +264,16 @@ static int keys__fill(keys__parsed *p, uptane_key *out, otad_errbuf *eb) {
   uint8_t *der = NULL, *pkcs8 = NULL;
   word32 der_len = 0, pkcs8_len = 0;
   int ret;
-  if (p->is_rsa) {
+  if (p->uri) {
+    /* In a token: the URI stands for the private key; the public half is read from it. */
+    size_t len = 0;
+    int err = p11_rsa_public_der(p->uri, &der, &len, eb);
+    if (err) return err;
+    der_len = (word32)len;
+    out->private_pem = strdup(p->uri);
+    out->public_text = keys__der_to_pem(der, der_len, PUBLICKEY_TYPE);
+    ret = 0;
+  } else if (p->is_rsa) {
     /* PKCS#1 from wolfCrypt, then wrapped as PKCS#8; the public key as SubjectPublicKeyInfo. */
     ret = wc_RsaKeyToDer(&p->rsa, NULL, 0);
     if (ret > 0 && (der = malloc((size_t)ret))) {
@@ -300,6 +334,24 @@ int keys_load(const char *private_text, uptane_key *out, otad_errbuf *eb) {
   if (err) return err;
   err = keys__fill(p, out, eb);
   keys__parsed_free(p);
+  return err;
+}
+
+int keys_load_pkcs11(const char *module, const char *pin, const char *id_hex, uptane_key *out,
+                     otad_errbuf *eb) {
+  memset(out, 0, sizeof(*out));
+  p11_token *t;
+  char *uri = NULL;
+  enum p11_key_kind kind;
+  int err = p11_open(module, pin, &t, eb);
+  if (!err) err = p11_key_ref(t, id_hex, &uri, &kind, eb);
+  if (!err && kind != P11_KEY_RSA)
+    err = otad_fail(eb, OTAD_ECONFIG,
+                    "PKCS#11: the key with ID %s on token '%s' is an EC key; an Uptane key in a "
+                    "token must be RSA (2048, 3072 or 4096 bits)",
+                    id_hex, p11_token_label(t));
+  if (!err) err = keys_load(uri, out, eb);
+  free(uri);
   return err;
 }
 

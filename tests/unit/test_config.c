@@ -582,6 +582,14 @@ static void test_finish_mode(void **state) {
   assert_int_equal(config_finish(&cfg, &eb), 0);
   assert_int_equal(cfg.mode, PROVISION_DEVICE_CRED);
   config_free(&cfg);
+  config_init(&cfg); /* ... and only in DeviceCred mode: SharedCred's key comes from the server */
+  assert_int_equal(config_set(&cfg, "provision.provision_path", "/x/credentials.zip", &eb), 0);
+  assert_int_equal(config_set(&cfg, "tls.pkey_source", "pkcs11", &eb), 0);
+  assert_int_equal(config_set(&cfg, "p11.module", "/usr/lib/softhsm/libsofthsm2.so", &eb), 0);
+  assert_int_equal(config_set(&cfg, "p11.tls_pkey_id", "02", &eb), 0);
+  assert_int_equal(config_finish(&cfg, &eb), OTAD_ECONFIG);
+  assert_non_null(strstr(eb.msg, "needs provision.mode = \"DeviceCred\""));
+  config_free(&cfg);
 }
 
 static void test_server_derivation(void **state) {
@@ -671,9 +679,9 @@ static void test_dump_roundtrip(void **state) {
       {"provision.primary_ecu_serial", "line1\nline2\ttab\x01"},
       {"provision.mode", "SharedCredReuse"},
       {"provision.ecu_registration_endpoint", "https://e/ecus"},
-      {"tls.pkey_source", "pkcs11"},
+      {"uptane.key_source", "pkcs11"},
       {"p11.module", "/usr/lib/libsofthsm2.so"},
-      {"p11.tls_pkey_id", "02"},
+      {"p11.uptane_key_id", "02"},
       {"pacman.images_path", "/var/sota/images"},
       {"logger.loglevel", "0"},
   };
