@@ -236,6 +236,13 @@ static int copy_entry(struct archive *in, struct archive *w, struct archive_entr
   return rc;
 }
 
+static bool printable_name(const char *name) {
+  if (!name || !*name) return false;
+  for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+    if (*p < 0x20 || *p > 0x7e) return false;
+  return true;
+}
+
 /* Copies every entry but the fleet key and treehub.json; *had_p12 says if the key was
  * there (if not, the caller leaves the file alone). */
 static int copy_entries(struct archive *in, struct archive *w, const char *path,
@@ -251,6 +258,10 @@ static int copy_entries(struct archive *in, struct archive *w, const char *path,
       continue;
     }
     if (name && strcmp(name, ENTRY_TREEHUB) == 0) continue;
+    /* A name that is not printable ASCII is no entry of a real credentials.zip, and
+     * libarchive's zip writer (built without iconv) crashes on some (found by
+     * fuzz_credzip): such entries are left out of the rewritten copy. */
+    if (!printable_name(name)) continue;
     int rc = copy_entry(in, w, e, path, eb);
     if (rc) return rc;
   }
@@ -282,7 +293,9 @@ int credzip_strip_fleet_key(const char *path, otad_errbuf *eb) {
     rc = otad_fail(eb, OTAD_ENOMEM, "rewriting %s: cannot start a zip writer", path);
   else
     rc = copy_entries(in, w, path, &had_p12, eb);
-  if (!rc && archive_write_close(w) != ARCHIVE_OK)
+  /* Close even after an error: libarchive 3.7's archive_write_free() skips the close of a
+   * writer in the FATAL state and so leaks its client buffers (found by fuzz_credzip). */
+  if (w && archive_write_close(w) != ARCHIVE_OK && !rc)
     rc = otad_fail(eb, OTAD_EIO, "rewriting %s: %s", path, arch_err(w));
   if (w) archive_write_free(w);
   archive_read_free(in);
