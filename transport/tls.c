@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 #include <wolfssl/options.h>
@@ -235,12 +236,102 @@ void tls_creds_free(tls_creds *c) {
   memset(c, 0, sizeof(*c));
 }
 
+/* ---- iteration counts ----
+ * wolfSSL derives keys for every iteration count an archive asks for; one asking for
+ * billions stalls the device (found by fuzz_p12). Before parsing, a DER walk finds each
+ * {salt OCTET STRING, iterations INTEGER} pair (PBE parameters) and each MacData
+ * {DigestInfo, salt, iterations}, descending into constructed values and into OCTET
+ * STRINGs that hold DER (the PKCS#7 data of an authSafe), and refuses large counts. */
+
+#define P12_MAX_ITERATIONS 1000000 /* GnuTLS writes 600,000; real servers 1,024-2,048 */
+
+typedef struct der_tlv {
+  uint8_t tag;
+  const uint8_t *val;
+  size_t len;
+} der_tlv;
+
+/* Reads one TLV at *p (definite lengths only); 0 on success. */
+static int der_next(const uint8_t **p, const uint8_t *end, der_tlv *t) {
+  if (end - *p < 2) return -1;
+  t->tag = (*p)[0];
+  size_t n = (*p)[1], i = 2;
+  if (n & 0x80) {
+    size_t k = n & 0x7f;
+    if (k == 0 || k > 4 || (size_t)(end - *p) < 2 + k) return -1;
+    n = 0;
+    for (size_t j = 0; j < k; j++) n = (n << 8) | (*p)[2 + j];
+    i += k;
+  }
+  if ((size_t)(end - *p) - i < n) return -1;
+  t->val = *p + i;
+  t->len = n;
+  *p += i + n;
+  return 0;
+}
+
+/* The value of a small non-negative INTEGER, or ULONG_MAX when it does not fit. */
+static unsigned long der_uint(const der_tlv *t) {
+  if (t->len == 0 || t->len > 8 || (t->val[0] & 0x80)) return ULONG_MAX;
+  unsigned long v = 0;
+  for (size_t i = 0; i < t->len; i++) {
+    if (v > (ULONG_MAX >> 8)) return ULONG_MAX;
+    v = (v << 8) | t->val[i];
+  }
+  return v;
+}
+
+/* True when an OCTET STRING's content is exactly one DER SEQUENCE (PKCS#7 data), not
+ * ciphertext that happens to start like one. */
+static int holds_der(const der_tlv *t) {
+  const uint8_t *q = t->val;
+  der_tlv inner;
+  return t->len > 2 && t->val[0] == 0x30 && der_next(&q, t->val + t->len, &inner) == 0 &&
+         q == t->val + t->len;
+}
+
+/* Largest iteration count among the values in [p, end); each value may run up to limit,
+ * the end of the archive, since wolfSSL's reader is as lenient (a MacData INTEGER that
+ * overruns its SEQUENCE is still read). depth bounds the walk. */
+static unsigned long max_iterations(const uint8_t *p, const uint8_t *end, const uint8_t *limit,
+                                    int depth) {
+  unsigned long most = 0;
+  if (depth > 24) return 0;
+  der_tlv kids[4];
+  int n = 0;
+  const uint8_t *q = p;
+  while (q < end) {
+    der_tlv t;
+    if (der_next(&q, limit, &t) != 0) break;
+    if (n < 4) kids[n] = t;
+    n++;
+    unsigned long inner = 0;
+    if (t.tag & 0x20) inner = max_iterations(t.val, t.val + t.len, limit, depth + 1);
+    else if (t.tag == 0x04 && holds_der(&t))
+      inner = max_iterations(t.val, t.val + t.len, limit, depth + 1);
+    if (inner > most) most = inner;
+  }
+  /* {salt, iterations} or {digestInfo, salt, iterations} at this level */
+  if ((n == 2 && kids[0].tag == 0x04 && kids[1].tag == 0x02) ||
+      (n == 3 && kids[0].tag == 0x30 && kids[1].tag == 0x04 && kids[2].tag == 0x02)) {
+    unsigned long it = der_uint(&kids[n - 1]);
+    if (it > most) most = it;
+  }
+  return most;
+}
+
 int tls_p12_parse(const uint8_t *der, size_t len, const char *password, tls_creds *out,
                   otad_errbuf *eb) {
   memset(out, 0, sizeof(*out));
   if (!der || len == 0) return otad_fail(eb, OTAD_EP12, "PKCS#12 archive is empty");
   if (len > 0x7fffffff) return otad_fail(eb, OTAD_EP12, "PKCS#12 archive is too large");
   tls_global_init();
+  unsigned long iters = max_iterations(der, der + len, der + len, 0);
+  if (iters > P12_MAX_ITERATIONS)
+    return otad_fail(eb, OTAD_EP12,
+                     "PKCS#12 asks for %lu key-derivation iterations (at most %d are accepted): "
+                     "refused, it would stall the device",
+                     iters, P12_MAX_ITERATIONS);
 
   WC_PKCS12 *p12 = wc_PKCS12_new();
   if (!p12) return otad_fail(eb, OTAD_ENOMEM, "out of memory reading PKCS#12");

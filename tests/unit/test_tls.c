@@ -211,6 +211,18 @@ static void test_p12_truncated(void **state) {
   assert_creds_empty(&c);
 }
 
+/* An archive asking for ~10^8 MAC iterations (found by fuzz_p12) is refused at once
+ * instead of stalling the device in PBKDF2. */
+static void test_p12_huge_iterations(void **state) {
+  tls_creds c;
+  otad_errbuf eb = {{0}};
+  time_t t0 = time(NULL);
+  assert_int_equal(parse_fixture("huge-iterations.p12", "", &c, &eb), OTAD_EP12);
+  assert_true(time(NULL) - t0 < 5);
+  assert_non_null(strstr(eb.msg, "key-derivation iterations"));
+  assert_creds_empty(&c);
+}
+
 static void test_p12_not_pkcs12(void **state) {
   tls_creds c;
   otad_errbuf eb = {{0}};
@@ -379,6 +391,7 @@ int main(void) {
       cmocka_unit_test(test_p12_ed25519),
       cmocka_unit_test(test_p12_wrong_password),
       cmocka_unit_test(test_p12_truncated),
+      cmocka_unit_test(test_p12_huge_iterations),
       cmocka_unit_test(test_p12_not_pkcs12),
       cmocka_unit_test(test_p12_without_key),
       cmocka_unit_test(test_p12_without_cert),
