@@ -1,4 +1,6 @@
-/* api.c - request handling: body collection, authentication, routing, faults, answers.
+/* api.c - request handling: body collection, authentication, routing, faults, answers; and
+ * the provisioning API (POST /devices, POST /director/ecus). The update API's handlers are in
+ * api_uptane.c.
  *
  * A request passes through three stages. The first call of the access handler creates its
  * `request` (start time, client identity, 413 on an oversized Content-Length); the middle
@@ -20,15 +22,14 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <gnutls/crypto.h>
 
-#include "db.h"
-#include "faults.h"
+#include "api_internal.h"
 #include "files.h"
 #include "fleet.h"
-#include "identity.h"
 #include "utctime.h"
 
 #define DEVICE_ID_MAX 200
@@ -37,57 +38,25 @@
 #define ECUS_MAX 128
 #define GARBAGE_BYTES 512
 
-struct api {
-  db *db;
-  pki_cred device_ca;
-  gnutls_datum_t server_ca_der; /* goes into every device archive */
-  identity_anchors anchors;
-  faults *faults;
-  enum pki_key_type device_key;
-  enum p12_cert_cipher p12;
-  bool quiet;
-};
-
-/* One HTTP request, from its first handler call to the completion callback. */
-typedef struct request {
-  uint64_t started_ms;
-  identity who;
-  char method[16];
-  char device[IDENTITY_CN_MAX]; /* the uuid of the device it acts for, once routed */
-  char *path;
-  char *body;
-  size_t len;
-  bool too_large;
-  int status; /* what was answered; 0 = closed without an answer */
-} request;
-
-enum reply_send { SEND_WHOLE, SEND_CUT, SEND_NOTHING };
-
-/* What a handler answers; body is malloc'd (or NULL when empty). */
-typedef struct reply {
-  int status;
-  const char *content_type;
-  char *body;
-  size_t len;
-  enum reply_send send;
-} reply;
-
-static const char CT_JSON[] = "application/json";
 static const char CT_PKCS12[] = "application/x-pkcs12";
+const char API_CT_JSON[] = "application/json";
 
 /* ---- replies ---- */
 
-static void reply_error(reply *out, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void reply_clear(reply *out) {
+  free(out->body);
+  if (out->has_file) close(out->fd);
+  *out = (reply){0};
+}
 
-static void reply_error(reply *out, int status, const char *code, const char *fmt, ...) {
+void reply_error(reply *out, int status, const char *code, const char *fmt, ...) {
   char description[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(description, sizeof description, fmt, ap);
   va_end(ap);
-  free(out->body);
-  *out = (reply){.status = status, .content_type = CT_JSON};
+  reply_clear(out);
+  *out = (reply){.status = status, .content_type = API_CT_JSON};
   cJSON *obj = cJSON_CreateObject();
   if (obj && cJSON_AddStringToObject(obj, "code", code) &&
       cJSON_AddStringToObject(obj, "description", description))
@@ -100,9 +69,8 @@ static void reply_error(reply *out, int status, const char *code, const char *fm
   }
 }
 
-static void reply_body(reply *out, int status, const char *content_type, const void *data,
-                       size_t len) {
-  free(out->body);
+void reply_body(reply *out, int status, const char *content_type, const void *data, size_t len) {
+  reply_clear(out);
   *out = (reply){.status = status, .content_type = content_type};
   if (len == 0) return;
   out->body = malloc(len);
@@ -112,6 +80,11 @@ static void reply_body(reply *out, int status, const char *content_type, const v
   }
   memcpy(out->body, data, len);
   out->len = len;
+}
+
+void reply_take(reply *out, int status, const char *content_type, char *data, size_t len) {
+  reply_clear(out);
+  *out = (reply){.status = status, .content_type = content_type, .body = data, .len = len};
 }
 
 /* ---- POST /devices ---- */
@@ -296,7 +269,7 @@ static void register_ecus(api *a, request *r, reply *out) {
   }
   switch (db_ecus_register(a->db, r->device, primary, ecus, n, taken, sizeof taken)) {
   case 0:
-  case DB_ECUS_SAME: reply_body(out, 200, CT_JSON, "{}", 2); break;
+  case DB_ECUS_SAME: reply_body(out, 200, API_CT_JSON, "{}", 2); break;
   case DB_ECU_TAKEN:
     reply_error(out, 409, "ecu_already_registered", "ECU '%.200s' is registered to another device",
                 taken);
@@ -425,10 +398,47 @@ static int device_of(api *a, request *r, reply *out) {
   return 0;
 }
 
+/* The resources of a device: a path (or a prefix, ending in '/'), its method, its handler.
+ * The first entry whose path matches decides: another method is answered 405. */
+typedef struct route_entry {
+  const char *path;
+  bool prefix;
+  const char *method;
+  handler_fn fn;
+} route_entry;
+
+static const route_entry DEVICE_ROUTES[] = {
+    {"/director/ecus", false, "POST", register_ecus},
+    {"/director/manifest", false, "PUT", api_put_manifest},
+    {"/director/", true, "GET", api_get_director},
+    {"/repo/targets/", true, "GET", api_get_target},
+    {"/repo/", true, "GET", api_get_repo},
+    {"/events", false, "POST", api_post_events},
+    {"/core/installed", false, "PUT", api_put_installed},
+    {"/system_info/network", false, "PUT", api_put_network},
+    {"/system_info/config", false, "POST", api_post_config},
+    {"/system_info", false, "PUT", api_put_system_info},
+};
+
+/* The handler of a device resource, or NULL after answering 404 or 405. */
+static handler_fn device_route(request *r, reply *out) {
+  for (size_t i = 0; i < sizeof DEVICE_ROUTES / sizeof DEVICE_ROUTES[0]; i++) {
+    const route_entry *e = &DEVICE_ROUTES[i];
+    bool match = e->prefix ? strncmp(r->path, e->path, strlen(e->path)) == 0 &&
+                                 r->path[strlen(e->path)] != '\0'
+                           : strcmp(r->path, e->path) == 0;
+    if (!match) continue;
+    bool get = strcmp(e->method, "GET") == 0;
+    if (strcmp(r->method, e->method) == 0 || (get && strcmp(r->method, "HEAD") == 0)) return e->fn;
+    reply_error(out, 405, "method_not_allowed", "%s is answered to %s only", r->path, e->method);
+    return NULL;
+  }
+  return not_found;
+}
+
 /* Picks the handler for r, or answers out itself (auth failures) and returns NULL. */
 static handler_fn route(api *a, request *r, reply *out) {
   bool devices = strcmp(r->path, "/devices") == 0;
-  bool ecus = strcmp(r->path, "/director/ecus") == 0;
   bool post = strcmp(r->method, "POST") == 0;
   switch (r->who.role) {
   case ROLE_NONE:
@@ -458,11 +468,7 @@ static handler_fn route(api *a, request *r, reply *out) {
     return NULL;
   }
   if (device_of(a, r, out) != 0) return NULL;
-  if (ecus && !post) {
-    reply_error(out, 405, "method_not_allowed", "%s is answered to POST only", r->path);
-    return NULL;
-  }
-  return ecus ? register_ecus : not_found;
+  return device_route(r, out);
 }
 
 /* The error code a status fault answers with: the one clients act on where there is one. */
@@ -494,6 +500,7 @@ static void answer(api *a, request *r, reply *out) {
   case FAULT_TRUNCATE:
     handler(a, r, out);
     out->len /= 2;
+    out->file_len /= 2;
     break;
   case FAULT_CUT:
     handler(a, r, out);
@@ -502,7 +509,8 @@ static void answer(api *a, request *r, reply *out) {
   case FAULT_GARBAGE: {
     unsigned char junk[GARBAGE_BYTES];
     if (gnutls_rnd(GNUTLS_RND_NONCE, junk, sizeof junk) < 0) memset(junk, 0xa5, sizeof junk);
-    reply_body(out, 200, strcmp(r->path, "/devices") == 0 ? CT_PKCS12 : CT_JSON, junk, sizeof junk);
+    reply_body(out, 200, strcmp(r->path, "/devices") == 0 ? CT_PKCS12 : API_CT_JSON, junk,
+               sizeof junk);
     break;
   }
   case FAULT_CLOSE: out->send = SEND_NOTHING; break;
@@ -511,9 +519,12 @@ static void answer(api *a, request *r, reply *out) {
 
 /* ---- sending ---- */
 
-/* A body that stops halfway: headers promised the whole reply. */
+/* A body that stops halfway: headers promised the whole reply. From memory (data) or from a
+ * file (fd, starting at offset). */
 typedef struct cut_body {
   char *data;
+  int fd;
+  uint64_t offset;
   size_t half;
 } cut_body;
 
@@ -522,49 +533,75 @@ static ssize_t cut_read(void *cls, uint64_t pos, char *buf, size_t max) {
   if (pos >= c->half) return MHD_CONTENT_READER_END_WITH_ERROR;
   size_t n = c->half - (size_t)pos;
   if (n > max) n = max;
-  memcpy(buf, c->data + pos, n);
-  return (ssize_t)n;
+  if (c->data) {
+    memcpy(buf, c->data + pos, n);
+    return (ssize_t)n;
+  }
+  ssize_t got = pread(c->fd, buf, n, (off_t)(c->offset + pos));
+  return got > 0 ? got : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 static void cut_free(void *cls) {
   cut_body *c = cls;
   free(c->data);
+  if (!c->data) close(c->fd);
   free(c);
 }
 
-static enum MHD_Result send_reply(request *r, struct MHD_Connection *connection, reply *rep) {
-  if (rep->send == SEND_NOTHING) {
-    free(rep->body);
-    r->status = 0;
-    return MHD_NO;
-  }
+/* The response for rep, taking what it holds; NULL when out of memory. */
+static struct MHD_Response *make_response(reply *rep) {
   struct MHD_Response *resp = NULL;
-  if (rep->send == SEND_CUT && rep->len >= 2) {
+  uint64_t total = rep->has_file ? rep->file_len : rep->len;
+  if (rep->send == SEND_CUT && total >= 2) {
     cut_body *c = malloc(sizeof *c);
-    if (c) {
-      *c = (cut_body){rep->body, rep->len / 2};
-      resp = MHD_create_response_from_callback(rep->len, 4096, cut_read, c, cut_free);
-      if (!resp)
-        free(c);
-      else
-        rep->body = NULL; /* owned by the callback now */
+    if (!c) return NULL;
+    *c = (cut_body){rep->body, rep->fd, rep->file_offset, (size_t)(total / 2)};
+    resp = MHD_create_response_from_callback(total, 4096, cut_read, c, cut_free);
+    if (!resp) {
+      free(c);
+      return NULL;
     }
+    rep->body = NULL; /* owned by the callback now */
+    rep->has_file = false;
+  } else if (rep->has_file) {
+    resp = MHD_create_response_from_fd_at_offset64(rep->file_len, rep->fd, rep->file_offset);
+    if (resp) rep->has_file = false; /* libmicrohttpd closes the file */
   } else if (rep->body) {
     resp = MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE);
     if (resp) rep->body = NULL;
   } else {
     resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
   }
-  free(rep->body);
-  if (!resp) return MHD_NO;
-  if (rep->content_type && rep->len > 0 &&
-      MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type) != MHD_YES) {
-    MHD_destroy_response(resp);
+  return resp;
+}
+
+static enum MHD_Result send_reply(request *r, struct MHD_Connection *connection, reply *rep) {
+  if (rep->send == SEND_NOTHING) {
+    reply_clear(rep);
+    r->status = 0;
     return MHD_NO;
   }
-  enum MHD_Result ok = MHD_queue_response(connection, (unsigned)rep->status, resp);
+  bool has_body = rep->has_file || rep->len > 0;
+  struct MHD_Response *resp = make_response(rep);
+  if (!resp) {
+    reply_clear(rep);
+    return MHD_NO;
+  }
+  if ((rep->content_type && has_body &&
+       MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type) != MHD_YES) ||
+      (rep->accept_ranges &&
+       MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes") != MHD_YES) ||
+      (rep->content_range[0] && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
+                                                        rep->content_range) != MHD_YES)) {
+    MHD_destroy_response(resp);
+    reply_clear(rep);
+    return MHD_NO;
+  }
+  int status = rep->status;
+  reply_clear(rep);
+  enum MHD_Result ok = MHD_queue_response(connection, (unsigned)status, resp);
   MHD_destroy_response(resp);
-  r->status = ok == MHD_YES ? rep->status : 0;
+  r->status = ok == MHD_YES ? status : 0;
   return ok;
 }
 
@@ -584,6 +621,9 @@ static request *request_start(api *a, struct MHD_Connection *connection, const c
   const union MHD_ConnectionInfo *info =
       MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
   identity_of(&a->anchors, info ? (gnutls_session_t)info->tls_session : NULL, &r->who);
+  const char *range =
+      MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+  if (range && strlen(range) < sizeof r->range) snprintf(r->range, sizeof r->range, "%s", range);
   return r;
 }
 
@@ -678,6 +718,10 @@ static int load_crt(const char *dir, const char *name, gnutls_x509_crt_t *out) {
 int api_create(const char *dir, const api_options *opts, api **out) {
   api *a = calloc(1, sizeof *a);
   if (!a) return -1;
+  if (!(a->dir = strdup(dir))) {
+    free(a);
+    return -1;
+  }
   a->device_key = opts->device_key;
   a->p12 = opts->p12;
   a->quiet = opts->quiet;
@@ -726,5 +770,6 @@ void api_free(api *a) {
   gnutls_free(a->server_ca_der.data);
   identity_anchors_free(&a->anchors);
   faults_free(a->faults);
+  free(a->dir);
   free(a);
 }

@@ -1,5 +1,7 @@
 /* api.h - the device API ota-server answers: POST /devices and POST /director/ecus, for
- * shared-credential devices and for implicit ones (certificates of an uploaded fleet CA).
+ * shared-credential devices and for implicit ones (certificates of an uploaded fleet CA), and
+ * the update API: Uptane metadata of the director and the image repository, target
+ * downloads, manifests, events and device data.
  *
  * The two functions below are libmicrohttpd's access handler and request-completed
  * callback; their closure (`cls`) is the api, the server's whole shared state. Handlers run

@@ -1,10 +1,12 @@
-/* db.c - the server's SQLite database (devices, ecus, fleet_cas, requests).
+/* db.c - the server's SQLite database (devices, ecus, fleet_cas, requests, and what devices
+ * report: manifests, installation_reports, events, device_data).
  *
  * Statements the request path uses are prepared once at open; a mutex guards the one
  * connection, so a check-then-insert (a deviceId, a set of ECUs, an implicit device) is
  * atomic between threads. Databases made before implicit provisioning lack two columns of
  * `devices` and the `fleet_cas` table: a read-write open adds them, and a read-only open
- * (the listings) reads such a database as it is.
+ * (the listings) reads such a database as it is. The tables of device reports are new tables,
+ * made by any read-write open; a read-only open of a database without them lists no reports.
  */
 #include "db.h"
 
@@ -28,6 +30,11 @@ enum stmt_id {
   ST_IMPLICIT_ADD,
   ST_EXPIRY_SET,
   ST_FLEET_CA_ADD,
+  ST_ECU_KEY,
+  ST_MANIFEST_SET,
+  ST_REPORT_SET,
+  ST_EVENT_ADD,
+  ST_DATA_SET,
   ST_COUNT
 };
 
@@ -52,6 +59,18 @@ static const char *const STMT_SQL[ST_COUNT] = {
     [ST_EXPIRY_SET] = "UPDATE devices SET cert_expiry = ?2 WHERE uuid = ?1",
     [ST_FLEET_CA_ADD] = "INSERT INTO fleet_cas (name, sha256, subject, not_after, added) "
                         "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_ECU_KEY] = "SELECT key_type, public_key FROM ecus WHERE device_uuid = ?1 AND serial = ?2",
+    [ST_MANIFEST_SET] = "INSERT OR REPLACE INTO manifests "
+                        "(device_uuid, received, primary_ecu, signature, installed_target, raw) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_REPORT_SET] = "INSERT OR REPLACE INTO installation_reports (device_uuid, received,"
+                      " correlation_id, code, description, raw, success) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_EVENT_ADD] = "INSERT OR IGNORE INTO events (device_uuid, event_id, type, device_time,"
+                     " received, ecu, correlation_id, raw, success) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_DATA_SET] = "INSERT OR REPLACE INTO device_data (device_uuid, kind, updated, body) "
+                    "VALUES (?1, ?2, ?3, ?4)",
 };
 
 static const char SCHEMA[] =
@@ -69,7 +88,20 @@ static const char SCHEMA[] =
     "CREATE INDEX IF NOT EXISTS requests_by_cn ON requests(cn);"
     "CREATE TABLE IF NOT EXISTS fleet_cas ("
     " name TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, subject TEXT NOT NULL,"
-    " not_after TEXT NOT NULL, added TEXT NOT NULL);";
+    " not_after TEXT NOT NULL, added TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS manifests ("
+    " device_uuid TEXT PRIMARY KEY, received TEXT NOT NULL, primary_ecu TEXT,"
+    " signature TEXT NOT NULL, installed_target TEXT, raw TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS installation_reports ("
+    " device_uuid TEXT PRIMARY KEY, received TEXT NOT NULL, correlation_id TEXT,"
+    " success INTEGER, code TEXT, description TEXT, raw TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS events ("
+    " id INTEGER PRIMARY KEY, device_uuid TEXT NOT NULL, event_id TEXT NOT NULL, type TEXT,"
+    " device_time TEXT, received TEXT NOT NULL, ecu TEXT, correlation_id TEXT, success INTEGER,"
+    " raw TEXT NOT NULL, UNIQUE (device_uuid, event_id));"
+    "CREATE TABLE IF NOT EXISTS device_data ("
+    " device_uuid TEXT NOT NULL, kind TEXT NOT NULL, updated TEXT NOT NULL, body TEXT NOT NULL,"
+    " PRIMARY KEY (device_uuid, kind));";
 
 /* What a database made before implicit provisioning lacks in `devices`. */
 static const char MIGRATE_IMPLICIT[] =
@@ -82,6 +114,7 @@ struct db {
   pthread_mutex_t lock;
   bool implicit_columns; /* devices has provisioning and fleet_ca */
   bool fleet_cas_table;
+  bool report_tables; /* manifests, installation_reports, events, device_data */
 };
 
 static int fail(db *d, const char *what) {
@@ -173,13 +206,15 @@ int db_open(const char *path, bool read_only, db **out) {
   }
   int implicit = has_column(d->conn, "devices", "provisioning");
   int fleet_cas = has_column(d->conn, "fleet_cas", "name");
-  if (implicit < 0 || fleet_cas < 0) {
+  int reports = has_column(d->conn, "device_data", "body");
+  if (implicit < 0 || fleet_cas < 0 || reports < 0) {
     fail(d, "reading the schema");
     db_close(d);
     return -1;
   }
   d->implicit_columns = implicit == 1;
   d->fleet_cas_table = fleet_cas == 1;
+  d->report_tables = reports == 1;
   *out = d;
   return 0;
 }
@@ -402,6 +437,99 @@ out:
   return rc;
 }
 
+/* Binds an optional boolean (1, 0; -1 binds NULL) as parameter i. */
+static int bind_tristate(sqlite3_stmt *s, int i, int v) {
+  return v < 0 ? sqlite3_bind_null(s, i) : sqlite3_bind_int(s, i, v);
+}
+
+/* Steps a bound statement that returns no rows and resets it: 0 or -1. Caller holds the lock. */
+static int run_locked(db *d, sqlite3_stmt *s, const char *what) {
+  int step = s ? sqlite3_step(s) : SQLITE_ERROR;
+  if (s) sqlite3_reset(s);
+  return step == SQLITE_DONE ? 0 : fail(d, what);
+}
+
+int db_ecu_key(db *d, const char *uuid, const char *serial, char **key_type, char **public_key) {
+  const char *v[] = {uuid, serial};
+  pthread_mutex_lock(&d->lock);
+  int rc = -1;
+  sqlite3_stmt *s = bind_text(d, ST_ECU_KEY, 2, v);
+  int step = s ? sqlite3_step(s) : SQLITE_ERROR;
+  if (step == SQLITE_ROW) {
+    const char *kt = (const char *)sqlite3_column_text(s, 0);
+    const char *pub = (const char *)sqlite3_column_text(s, 1);
+    *key_type = strdup(kt ? kt : "");
+    *public_key = strdup(pub ? pub : "");
+    rc = *key_type && *public_key ? 1 : -1;
+    if (rc < 0) {
+      free(*key_type);
+      free(*public_key);
+    }
+  } else if (step == SQLITE_DONE) {
+    rc = 0;
+  } else {
+    fail(d, "query ecu key");
+  }
+  if (s) sqlite3_reset(s);
+  pthread_mutex_unlock(&d->lock);
+  return rc;
+}
+
+int db_manifest_set(db *d, const char *uuid, const db_manifest *m) {
+  const char *v[] = {uuid, m->received, m->primary_ecu, m->signature, m->installed_target, m->raw};
+  pthread_mutex_lock(&d->lock);
+  int rc = run_locked(d, bind_text(d, ST_MANIFEST_SET, 6, v), "store manifest");
+  pthread_mutex_unlock(&d->lock);
+  return rc;
+}
+
+int db_report_set(db *d, const char *uuid, const db_report *r) {
+  const char *v[] = {uuid, r->received, r->correlation_id, r->code, r->description, r->raw};
+  pthread_mutex_lock(&d->lock);
+  sqlite3_stmt *s = bind_text(d, ST_REPORT_SET, 6, v);
+  if (s && bind_tristate(s, 7, r->success) != SQLITE_OK) s = NULL;
+  int rc = run_locked(d, s, "store installation report");
+  pthread_mutex_unlock(&d->lock);
+  return rc;
+}
+
+int db_events_add(db *d, const char *uuid, const db_event *events, size_t n) {
+  pthread_mutex_lock(&d->lock);
+  int added = 0;
+  if (sqlite3_exec(d->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    added = fail(d, "begin");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const db_event *e = &events[i];
+    const char *v[] = {uuid,        e->event_id, e->type,           e->device_time,
+                       e->received, e->ecu,      e->correlation_id, e->raw};
+    sqlite3_stmt *s = bind_text(d, ST_EVENT_ADD, 8, v);
+    if (s && bind_tristate(s, 9, e->success) != SQLITE_OK) s = NULL;
+    if (run_locked(d, s, "store event") != 0) {
+      sqlite3_exec(d->conn, "ROLLBACK", NULL, NULL, NULL);
+      added = -1;
+      goto out;
+    }
+    added += sqlite3_changes(d->conn);
+  }
+  if (sqlite3_exec(d->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    added = fail(d, "commit");
+    sqlite3_exec(d->conn, "ROLLBACK", NULL, NULL, NULL);
+  }
+out:
+  pthread_mutex_unlock(&d->lock);
+  return added;
+}
+
+int db_data_set(db *d, const char *uuid, const char *kind, const char *updated, const char *body) {
+  const char *v[] = {uuid, kind, updated, body};
+  pthread_mutex_lock(&d->lock);
+  int rc = run_locked(d, bind_text(d, ST_DATA_SET, 4, v), "store device data");
+  pthread_mutex_unlock(&d->lock);
+  return rc;
+}
+
 int db_request_add(db *d, const char *ts, const char *cn, const char *method, const char *path,
                    int status) {
   const char *v[] = {ts, cn, method, path};
@@ -466,6 +594,125 @@ static void ecus_free(db_ecu *ecus, size_t n) {
   free(ecus);
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define DATA_KINDS_MAX 16 /* kinds of device data listed per device (there are 4) */
+
+/* Rows of a query about one device, every cell strdup'd (NULL for SQL NULL), row by row. */
+typedef struct rows {
+  char **cells;
+  size_t n, ncols;
+} rows;
+
+static void rows_free(rows *r) {
+  for (size_t i = 0; i < r->n * r->ncols; i++)
+    free(r->cells[i]);
+  free(r->cells);
+  *r = (rows){0};
+}
+
+static const char *cell(const rows *r, size_t row, size_t col) {
+  return r->cells[row * r->ncols + col];
+}
+
+static int tristate(const char *c) {
+  return c ? atoi(c) != 0 : -1;
+}
+
+static int rows_load(db *d, const char *sql, const char *uuid, size_t ncols, rows *out) {
+  sqlite3_stmt *s = NULL;
+  *out = (rows){.ncols = ncols};
+  if (sqlite3_prepare_v2(d->conn, sql, -1, &s, NULL) != SQLITE_OK ||
+      sqlite3_bind_text(s, 1, uuid, -1, SQLITE_STATIC) != SQLITE_OK) {
+    sqlite3_finalize(s);
+    return fail(d, "query device reports");
+  }
+  int step;
+  while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+    char **grown = realloc(out->cells, (out->n + 1) * ncols * sizeof *grown);
+    if (!grown) {
+      step = SQLITE_NOMEM;
+      break;
+    }
+    out->cells = grown;
+    for (size_t c = 0; c < ncols; c++) {
+      const char *t = (const char *)sqlite3_column_text(s, (int)c);
+      out->cells[out->n * ncols + c] = t ? strdup(t) : NULL;
+    }
+    out->n++;
+  }
+  sqlite3_finalize(s);
+  return step == SQLITE_DONE ? 0 : fail(d, "read device reports");
+}
+
+/* What one device reported, for the listings. */
+typedef struct reports {
+  rows manifest, report, events, count, data;
+  db_manifest m;
+  db_report r;
+  db_event ev[DB_EVENTS_LISTED];
+  db_data dt[DATA_KINDS_MAX];
+} reports;
+
+static void reports_free(reports *r) {
+  rows_free(&r->manifest);
+  rows_free(&r->report);
+  rows_free(&r->events);
+  rows_free(&r->count);
+  rows_free(&r->data);
+}
+
+/* Loads a device's reports into r and points dev at them. */
+static int reports_load(db *d, db_device *dev, reports *r) {
+  if (!d->report_tables) return 0;
+  if (rows_load(d,
+                "SELECT received, primary_ecu, signature, installed_target, raw FROM manifests "
+                "WHERE device_uuid = ?1",
+                dev->uuid, 5, &r->manifest) != 0 ||
+      rows_load(d,
+                "SELECT received, correlation_id, success, code, description, raw "
+                "FROM installation_reports WHERE device_uuid = ?1",
+                dev->uuid, 6, &r->report) != 0 ||
+      rows_load(d,
+                "SELECT event_id, type, device_time, received, ecu, correlation_id, success, raw "
+                "FROM (SELECT * FROM events WHERE device_uuid = ?1 ORDER BY id DESC LIMIT " STR(
+                    DB_EVENTS_LISTED) ") ORDER BY id",
+                dev->uuid, 8, &r->events) != 0 ||
+      rows_load(d, "SELECT count(*) FROM events WHERE device_uuid = ?1", dev->uuid, 1, &r->count) !=
+          0 ||
+      rows_load(d,
+                "SELECT kind, updated, body FROM device_data WHERE device_uuid = ?1 "
+                "ORDER BY kind LIMIT " STR(DATA_KINDS_MAX),
+                dev->uuid, 3, &r->data) != 0)
+    return -1;
+  if (r->manifest.n) {
+    const rows *m = &r->manifest;
+    r->m = (db_manifest){cell(m, 0, 0), cell(m, 0, 1), cell(m, 0, 2), cell(m, 0, 3), cell(m, 0, 4)};
+    dev->manifest = &r->m;
+  }
+  if (r->report.n) {
+    const rows *p = &r->report;
+    r->r = (db_report){cell(p, 0, 0), cell(p, 0, 1), tristate(cell(p, 0, 2)),
+                       cell(p, 0, 3), cell(p, 0, 4), cell(p, 0, 5)};
+    dev->report = &r->r;
+  }
+  for (size_t i = 0; i < r->events.n && i < DB_EVENTS_LISTED; i++) {
+    const rows *e = &r->events;
+    r->ev[i] = (db_event){cell(e, i, 0), cell(e, i, 1), cell(e, i, 2),           cell(e, i, 3),
+                          cell(e, i, 4), cell(e, i, 5), tristate(cell(e, i, 6)), cell(e, i, 7)};
+    dev->nevents = i + 1;
+  }
+  dev->events = r->ev;
+  dev->events_total =
+      r->count.n && cell(&r->count, 0, 0) ? strtoul(cell(&r->count, 0, 0), NULL, 10) : 0;
+  for (size_t i = 0; i < r->data.n && i < DATA_KINDS_MAX; i++) {
+    r->dt[i] = (db_data){cell(&r->data, i, 0), cell(&r->data, i, 1), cell(&r->data, i, 2)};
+    dev->ndata = i + 1;
+  }
+  dev->data = r->dt;
+  return 0;
+}
+
 int db_devices_foreach(db *d, int (*fn)(const db_device *dev, void *arg), void *arg) {
   sqlite3_stmt *s = NULL;
   pthread_mutex_lock(&d->lock);
@@ -499,7 +746,15 @@ int db_devices_foreach(db *d, int (*fn)(const db_device *dev, void *arg), void *
     }
     dev.ecus = ecus;
     dev.necus = n;
+    reports rep = {0};
+    if (reports_load(d, &dev, &rep) != 0) {
+      reports_free(&rep);
+      ecus_free(ecus, n);
+      rc = -1;
+      break;
+    }
     int stop = fn(&dev, arg);
+    reports_free(&rep);
     ecus_free(ecus, n);
     if (stop) break;
   }

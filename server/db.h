@@ -1,5 +1,6 @@
-/* db.h - the server's SQLite database: registered devices, their ECUs, the uploaded fleet CAs
- * and a log of requests.
+/* db.h - the server's SQLite database: registered devices, their ECUs, the uploaded fleet CAs,
+ * what devices report (manifests, installation reports, events, device data) and a log of
+ * requests.
  *
  * One connection shared by every server thread behind a mutex: SQLite serialises writers
  * anyway, and in WAL mode with synchronous=NORMAL a prepared insert costs microseconds.
@@ -21,6 +22,47 @@ typedef struct db_ecu {
   const char *public_key; /* keyval.public, as sent */
 } db_ecu;
 
+/* A device's last manifest (PUT /director/manifest). */
+typedef struct db_manifest {
+  const char *received;         /* ISO 8601 UTC */
+  const char *primary_ecu;      /* signed.primary_ecu_serial, or NULL */
+  const char *signature;        /* valid, invalid, unsigned, unknown_ecu or unsupported */
+  const char *installed_target; /* the primary ECU's installed_image.filepath, or NULL */
+  const char *raw;              /* the body as sent */
+} db_manifest;
+
+/* A device's last installation report (signed.installation_report of a manifest). */
+typedef struct db_report {
+  const char *received;
+  const char *correlation_id;
+  int success; /* 1, 0, or -1 when absent */
+  const char *code;
+  const char *description;
+  const char *raw; /* the installation_report object */
+} db_report;
+
+/* One event of POST /events. */
+typedef struct db_event {
+  const char *event_id;    /* "id" */
+  const char *type;        /* eventType.id */
+  const char *device_time; /* deviceTime */
+  const char *received;
+  const char *ecu;            /* event.ecu, or NULL */
+  const char *correlation_id; /* event.correlationId, or NULL */
+  int success;                /* event.success: 1, 0, or -1 when absent */
+  const char *raw;            /* the event object */
+} db_event;
+
+/* The last body of one kind of device data: "installed" (PUT /core/installed),
+ * "system_info", "network" (PUT /system_info/network), "config" (POST /system_info/config). */
+typedef struct db_data {
+  const char *kind;
+  const char *updated;
+  const char *body;
+} db_data;
+
+#define DB_EVENTS_LISTED 5 /* the listings show a device's last few events */
+
 /* One device as listed (strings valid during the callback only). */
 typedef struct db_device {
   const char *uuid;
@@ -32,6 +74,13 @@ typedef struct db_device {
   const char *fleet_ca;     /* implicit: the name of the fleet CA it chains to; else NULL */
   const db_ecu *ecus;
   size_t necus;
+  const db_manifest *manifest; /* NULL when it sent none */
+  const db_report *report;     /* NULL when it sent none */
+  const db_event *events;      /* its last DB_EVENTS_LISTED events, oldest first */
+  size_t nevents;
+  size_t events_total; /* how many it sent */
+  const db_data *data; /* device data, by kind */
+  size_t ndata;
 } db_device;
 
 /* One uploaded fleet CA (strings valid during the callback only). */
@@ -99,6 +148,23 @@ int db_fleet_cas_foreach(db *d, int (*fn)(const db_fleet_ca *ca, void *arg), voi
  * copied to taken[size]), DB_ECUS_DIFFERENT or -1. */
 int db_ecus_register(db *d, const char *uuid, const char *primary, const db_ecu *ecus, size_t necus,
                      char *taken, size_t size);
+
+/* The key an ECU of the device registered: 1 with malloc'd *key_type and *public_key, 0 when
+ * the device has no such ECU, -1 on errors. */
+int db_ecu_key(db *d, const char *uuid, const char *serial, char **key_type, char **public_key);
+
+/* Replaces the device's last manifest. */
+int db_manifest_set(db *d, const char *uuid, const db_manifest *m);
+
+/* Replaces the device's last installation report. */
+int db_report_set(db *d, const char *uuid, const db_report *r);
+
+/* Stores events in one transaction; an event ID the device sent before is skipped (a
+ * resent batch). Returns how many were new, or -1. */
+int db_events_add(db *d, const char *uuid, const db_event *events, size_t n);
+
+/* Replaces the device's data of one kind. */
+int db_data_set(db *d, const char *uuid, const char *kind, const char *updated, const char *body);
 
 /* Appends one line to the request log. */
 int db_request_add(db *d, const char *ts, const char *cn, const char *method, const char *path,

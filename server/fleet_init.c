@@ -23,6 +23,7 @@
 #include "db.h"
 #include "files.h"
 #include "fleet.h"
+#include "uptane_repo.h"
 
 #define CA_DAYS 36525 /* device certificates may ask for 36000 days; CAs outlive them */
 #define LEAF_DAYS 3650
@@ -193,6 +194,7 @@ int fleet_init(const init_options *o) {
   db *d = NULL;
   if (db_open(db_path, false, &d) != 0) goto out;
   db_close(d);
+  if (repo_ensure(o->dir, o->uptane_key, false) != 0) goto out;
 
   printf("Fleet created in %s\n", o->dir);
   printf("  device credentials: %s (autoprov.url, autoprov_credentials.p12 [%s, password %s], "
@@ -205,6 +207,8 @@ int fleet_init(const init_options *o) {
          PROVISIONING_CN);
   printf("  CAs:                %s, %s (keys *.key, mode 0600)\n", FLEET_PROV_CA_CRT,
          FLEET_DEVICE_CA_CRT);
+  printf("  Uptane:             %s/%s/{image,director} (%s keys); targets in %s/%s\n", o->dir,
+         REPO_DIR, tuf_key_type_name(o->uptane_key), o->dir, REPO_TARGETS_DIR);
   printf("Start the server with: ota-server serve %s\n", o->dir);
   status = 0;
 

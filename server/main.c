@@ -1,11 +1,13 @@
 /* main.c - the ota-server command line: init, serve, add-fleet-ca, devices, requests,
- * fleet-cas.
+ * fleet-cas, add-target, assign, rotate-root, resign.
  *
  * ota-server is the reference OTA Connect device gateway for otad's tests, demos and load
  * tests: it provisions devices from a fleet's shared credential (POST /devices), accepts
- * devices whose certificates chain to an uploaded fleet CA (implicit provisioning), and
- * registers their ECUs (POST /director/ecus). This file only parses arguments; each
- * command lives in its own file. Exit codes: 0 ok, 1 runtime error, 2 usage.
+ * devices whose certificates chain to an uploaded fleet CA (implicit provisioning),
+ * registers their ECUs (POST /director/ecus), and serves updates: an Uptane image
+ * repository and director with real signed metadata, target downloads, and storage for
+ * manifests, events and device data. This file only parses arguments; each command lives
+ * in its own file. Exit codes: 0 ok, 1 runtime error, 2 usage.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +27,8 @@
 #include "pkcs12.h"
 #include "pki.h"
 #include "serve.h"
+#include "uptane_cli.h"
+#include "uptane_repo.h"
 
 #ifndef OTAD_VERSION
 #define OTAD_VERSION "0"
@@ -37,17 +41,19 @@ static const char USAGE[] =
     "\n"
     "A reference OTA Connect device gateway: shared-credential provisioning\n"
     "(POST /devices), implicit provisioning (device certificates of an uploaded fleet\n"
-    "CA) and ECU registration (POST /director/ecus) over mutual TLS.\n"
+    "CA), ECU registration (POST /director/ecus) and Uptane updates (director and image\n"
+    "repository metadata, targets, manifests, events) over mutual TLS.\n"
     "\n"
     "Commands:\n"
-    "  init DIR      create a fleet: CAs, server and provisioning certificates, and\n"
-    "                DIR/credentials.zip for devices\n"
+    "  init DIR      create a fleet: CAs, server and provisioning certificates,\n"
+    "                DIR/credentials.zip for devices, and the Uptane repositories\n"
     "      --port N              port in autoprov.url (default 8443)\n"
     "      --host H              host in autoprov.url and the server certificate\n"
     "                            (default 127.0.0.1; localhost, 127.0.0.1, ::1 always)\n"
     "      --p12-password PW     password of autoprov_credentials.p12 (default empty)\n"
     "      --p12 legacy|3des     its certificate-bag cipher: RC2-40 or 3DES (default legacy)\n"
     "      --device-key ec256|rsa2048  key type serve issues to devices (default ec256)\n"
+    "      --key-type ed25519|rsa      Uptane signing keys (default ed25519)\n"
     "  serve DIR     serve the fleet over HTTPS until SIGTERM/SIGINT\n"
     "      --port N              (default: init's --port)\n"
     "      --bind ADDR           listening address (default 127.0.0.1)\n"
@@ -61,9 +67,36 @@ static const char USAGE[] =
     "                            certificate chains to it is created on first contact, with\n"
     "                            its CN as device ID; a running serve trusts it on restart\n"
     "      --name NAME           its name (default: from its CN); [A-Za-z0-9._-], 1-64\n"
-    "  devices DIR [--json]      list registered devices and their ECUs\n"
+    "  devices DIR [--json]      list devices: ECUs, last manifest, installed target, last\n"
+    "                            installation report, assignment, last events\n"
     "  requests DIR [--json]     list logged requests (time, client CN, method, path, status)\n"
     "  fleet-cas DIR [--json]    list the uploaded fleet CAs\n"
+    "  add-target DIR FILE       add FILE to the image repository as a target (copied to\n"
+    "                            DIR/targets/NAME) and sign targets, snapshot, timestamp\n"
+    "      --name N --version V --hwid H   required; --hwid may be repeated\n"
+    "      --format BINARY|OSTREE          custom.targetFormat (default BINARY)\n"
+    "      --uri URL                       custom.uri: where devices download it from\n"
+    "  assign DIR --target N (--device ID | --all)\n"
+    "                            sign director targets naming target N for the primary ECU\n"
+    "                            of a device (device ID or uuid), or of every device whose\n"
+    "                            primary ECU's hardware ID the target lists\n"
+    "      --correlation-id X    (default urn:here-ota:mtu:<uuid>)\n"
+    "      --force               assign even when the target is for other hardware\n"
+    "  rotate-root DIR --repo director|image\n"
+    "                            a new root key; root version N+1 signed by old and new key\n"
+    "      --key-type ed25519|rsa  the new key's type (default: the old key's)\n"
+    "  resign DIR --repo director|image --role root|targets|snapshot|timestamp\n"
+    "                            sign a role's current content again (image targets also\n"
+    "                            re-sign snapshot and timestamp; snapshot the timestamp)\n"
+    "      --device ID | --all   (director targets) one device's, or every device's\n"
+    "      --version N           this metadata version (default: the next one; a lower one\n"
+    "                            makes a rollback for tests)\n"
+    "  Options of add-target, assign, rotate-root and resign:\n"
+    "      --expires WHEN        expiry of what they sign: YYYY-MM-DDTHH:MM:SSZ, or +N/-N\n"
+    "                            with s, m, h, d or w (-1d: expired yesterday). Defaults:\n"
+    "                            root 365 d, targets 365 d, snapshot 90 d, timestamp 30 d\n"
+    "      --key-type ed25519|rsa  keys of repositories made now (a fleet made before\n"
+    "                            Uptane gets them on first use; default ed25519)\n"
     "\n"
     "Options for every command: -h, --help; --version.\n";
 
@@ -96,7 +129,20 @@ enum {
   OPT_QUIET,
   OPT_JSON,
   OPT_NAME,
-  OPT_HELP
+  OPT_HELP,
+  OPT_KEY_TYPE,
+  OPT_EXPIRES,
+  OPT_VERSION,
+  OPT_HWID,
+  OPT_FORMAT,
+  OPT_URI,
+  OPT_DEVICE,
+  OPT_ALL,
+  OPT_TARGET,
+  OPT_CORRELATION_ID,
+  OPT_FORCE,
+  OPT_REPO,
+  OPT_ROLE
 };
 
 static const struct option OPTIONS[] = {
@@ -112,6 +158,19 @@ static const struct option OPTIONS[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"name", required_argument, NULL, OPT_NAME},
     {"help", no_argument, NULL, OPT_HELP},
+    {"key-type", required_argument, NULL, OPT_KEY_TYPE},
+    {"expires", required_argument, NULL, OPT_EXPIRES},
+    {"version", required_argument, NULL, OPT_VERSION},
+    {"hwid", required_argument, NULL, OPT_HWID},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"uri", required_argument, NULL, OPT_URI},
+    {"device", required_argument, NULL, OPT_DEVICE},
+    {"all", no_argument, NULL, OPT_ALL},
+    {"target", required_argument, NULL, OPT_TARGET},
+    {"correlation-id", required_argument, NULL, OPT_CORRELATION_ID},
+    {"force", no_argument, NULL, OPT_FORCE},
+    {"repo", required_argument, NULL, OPT_REPO},
+    {"role", required_argument, NULL, OPT_ROLE},
     {NULL, 0, NULL, 0},
 };
 
@@ -120,16 +179,52 @@ static bool option_allowed(const char *cmd, int opt) {
   if (opt == OPT_HELP) return true;
   if (strcmp(cmd, "init") == 0)
     return opt == OPT_PORT || opt == OPT_HOST || opt == OPT_P12_PASSWORD || opt == OPT_P12 ||
-           opt == OPT_DEVICE_KEY;
+           opt == OPT_DEVICE_KEY || opt == OPT_KEY_TYPE;
   if (strcmp(cmd, "serve") == 0)
     return opt == OPT_PORT || opt == OPT_BIND || opt == OPT_THREADS || opt == OPT_FAULTS ||
            opt == OPT_P12 || opt == OPT_DEVICE_KEY || opt == OPT_QUIET;
   if (strcmp(cmd, "add-fleet-ca") == 0) return opt == OPT_NAME;
+  bool signs = opt == OPT_EXPIRES || opt == OPT_KEY_TYPE;
+  if (strcmp(cmd, "add-target") == 0)
+    return signs || opt == OPT_NAME || opt == OPT_VERSION || opt == OPT_HWID || opt == OPT_FORMAT ||
+           opt == OPT_URI;
+  if (strcmp(cmd, "assign") == 0)
+    return signs || opt == OPT_DEVICE || opt == OPT_ALL || opt == OPT_TARGET ||
+           opt == OPT_CORRELATION_ID || opt == OPT_FORCE;
+  if (strcmp(cmd, "rotate-root") == 0) return signs || opt == OPT_REPO;
+  if (strcmp(cmd, "resign") == 0)
+    return signs || opt == OPT_REPO || opt == OPT_ROLE || opt == OPT_DEVICE || opt == OPT_ALL ||
+           opt == OPT_VERSION;
   return opt == OPT_JSON; /* devices, requests, fleet-cas */
 }
 
-static const char *const COMMANDS[] = {"init",    "serve",    "add-fleet-ca",
-                                       "devices", "requests", "fleet-cas"};
+static const char *const COMMANDS[] = {"init",        "serve",     "add-fleet-ca", "devices",
+                                       "requests",    "fleet-cas", "add-target",   "assign",
+                                       "rotate-root", "resign"};
+
+/* Checks the options an Uptane command needs; a usage error's exit code, or 0. */
+static int check_uptane_options(const char *cmd, const uptane_cli_options *u, bool repo_set,
+                                bool role_set) {
+  if (strcmp(cmd, "add-target") == 0) {
+    if (!u->name || !u->version || u->nhwids == 0)
+      return usage_error("%s: --name, --version and --hwid are required", cmd);
+  } else if (strcmp(cmd, "assign") == 0) {
+    if (!u->target) return usage_error("%s: --target is required", cmd);
+    if (!u->device == !u->all) return usage_error("%s: give either --device ID or --all", cmd);
+  } else if (strcmp(cmd, "rotate-root") == 0) {
+    if (!repo_set) return usage_error("%s: --repo director|image is required", cmd);
+  } else if (strcmp(cmd, "resign") == 0) {
+    if (!repo_set || !role_set) return usage_error("%s: --repo and --role are required", cmd);
+    bool director_targets = u->repo == REPO_DIRECTOR && u->role == REPO_ROLE_TARGETS;
+    if (director_targets && !u->device == !u->all)
+      return usage_error("%s: director targets are per device: give --device ID or --all", cmd);
+    if (!director_targets && (u->device || u->all))
+      return usage_error("%s: --device and --all apply to director targets only", cmd);
+    if (u->repo == REPO_DIRECTOR && u->role != REPO_ROLE_ROOT && u->role != REPO_ROLE_TARGETS)
+      return usage_error("%s: the director has root and targets only", cmd);
+  }
+  return 0;
+}
 
 static bool known_command(const char *cmd) {
   for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
@@ -156,7 +251,8 @@ int main(int argc, char **argv) {
                        .p12 = P12_CERTS_RC2_40,
                        .device_key = PKI_KEY_EC256};
   serve_options serve = {.port = -1, .bind = "127.0.0.1", .p12 = P12_CERTS_3DES};
-  bool json = false, p12_set = false;
+  uptane_cli_options up = {0};
+  bool json = false, p12_set = false, repo_set = false, role_set = false;
   const char *ca_name = NULL;
   enum p12_cert_cipher p12 = P12_CERTS_3DES;
   int port = -1, opt;
@@ -212,21 +308,87 @@ int main(int argc, char **argv) {
     case OPT_QUIET: serve.quiet = true; break;
     case OPT_JSON: json = true; break;
     case OPT_NAME:
+      if (strcmp(cmd, "add-target") == 0) {
+        if (!repo_target_name_valid(optarg))
+          return usage_error("--name '%s': expected 1 to 255 bytes, no control characters or "
+                             "backslashes, no empty, . or .. parts between slashes",
+                             optarg);
+        up.name = optarg;
+        break;
+      }
       if (!fleet_ca_name_valid(optarg))
         return usage_error("--name '%s': expected 1 to 64 of A-Z a-z 0-9 . _ -, starting with a "
                            "letter or digit",
                            optarg);
       ca_name = optarg;
       break;
+    case OPT_KEY_TYPE:
+      if (tuf_key_type_parse(optarg, &up.key_type) != 0)
+        return usage_error("--key-type '%s': expected ed25519 or rsa", optarg);
+      up.key_type_set = true;
+      break;
+    case OPT_EXPIRES:
+      if (repo_expiry_parse(optarg, &up.expires) != 0)
+        return usage_error("--expires '%s': expected YYYY-MM-DDTHH:MM:SSZ or +N/-N with s, m, "
+                           "h, d or w",
+                           optarg);
+      break;
+    case OPT_VERSION:
+      if (strcmp(cmd, "resign") == 0) {
+        int v = 0;
+        if (parse_int(optarg, 1, 2000000000, &v) != 0)
+          return usage_error("--version '%s': expected a metadata version of 1 or more", optarg);
+        up.meta_version = v;
+      } else {
+        if (!*optarg) return usage_error("%s", "--version: expected a version");
+        up.version = optarg;
+      }
+      break;
+    case OPT_HWID:
+      if (!*optarg) return usage_error("%s", "--hwid: expected a hardware ID");
+      if (up.nhwids == CLI_HWIDS_MAX) return usage_error("%s", "--hwid: too many");
+      up.hwids[up.nhwids++] = optarg;
+      break;
+    case OPT_FORMAT:
+      if (strcmp(optarg, "BINARY") != 0 && strcmp(optarg, "OSTREE") != 0)
+        return usage_error("--format '%s': expected BINARY or OSTREE", optarg);
+      up.format = optarg;
+      break;
+    case OPT_URI: up.uri = optarg; break;
+    case OPT_DEVICE: up.device = optarg; break;
+    case OPT_ALL: up.all = true; break;
+    case OPT_TARGET: up.target = optarg; break;
+    case OPT_CORRELATION_ID:
+      if (!*optarg) return usage_error("%s", "--correlation-id: expected an ID");
+      up.correlation_id = optarg;
+      break;
+    case OPT_FORCE: up.force = true; break;
+    case OPT_REPO:
+      if (repo_kind_parse(optarg, &up.repo) != 0)
+        return usage_error("--repo '%s': expected director or image", optarg);
+      repo_set = true;
+      break;
+    case OPT_ROLE:
+      if (repo_role_parse(optarg, &up.role) != 0)
+        return usage_error("--role '%s': expected root, targets, snapshot or timestamp", optarg);
+      role_set = true;
+      break;
     }
   }
-  int operands = strcmp(cmd, "add-fleet-ca") == 0 ? 2 : 1;
+  bool add_target = strcmp(cmd, "add-target") == 0;
+  int operands = strcmp(cmd, "add-fleet-ca") == 0 || add_target ? 2 : 1;
   if (optind >= argc) return usage_error("%s: the fleet directory DIR is required", cmd);
   if (optind + 1 >= argc && operands == 2)
-    return usage_error("%s: the CA certificate file is required", cmd);
+    return usage_error("%s", add_target ? "add-target: the target FILE is required"
+                                        : "add-fleet-ca: the CA certificate file is required");
   if (optind + operands < argc)
     return usage_error("unexpected argument '%s'", argv[optind + operands]);
   const char *dir = argv[optind];
+  int bad = check_uptane_options(cmd, &up, repo_set, role_set);
+  if (bad) return bad;
+  up.dir = dir;
+  up.file = operands == 2 ? argv[optind + 1] : NULL;
+  if (up.key_type_set) init.uptane_key = up.key_type;
 
   if (gnutls_global_init() < 0) {
     fprintf(stderr, "ota-server: cannot initialise GnuTLS\n");
@@ -249,6 +411,14 @@ int main(int argc, char **argv) {
     status = list_devices(dir, json);
   } else if (strcmp(cmd, "fleet-cas") == 0) {
     status = list_fleet_cas(dir, json);
+  } else if (add_target) {
+    status = cli_add_target(&up);
+  } else if (strcmp(cmd, "assign") == 0) {
+    status = cli_assign(&up);
+  } else if (strcmp(cmd, "rotate-root") == 0) {
+    status = cli_rotate_root(&up);
+  } else if (strcmp(cmd, "resign") == 0) {
+    status = cli_resign(&up);
   } else {
     status = list_requests(dir, json);
   }

@@ -1,4 +1,5 @@
 /* serve.c - the HTTPS daemon: libmicrohttpd on GnuTLS with epoll and a thread pool.
+ * A fleet made before the Uptane repositories gets them (Ed25519 keys) when serve starts.
  *
  * Clients are asked for a certificate trusting the fleet's CAs (provisioning, device, and the
  * uploaded fleet CAs, which are read once here: a new one is trusted after a restart), but
@@ -27,6 +28,7 @@
 #include "files.h"
 #include "fleet.h"
 #include "fleet_cas.h"
+#include "uptane_repo.h"
 #include "utctime.h"
 
 #define MIN_CONNECTIONS 10000
@@ -122,6 +124,7 @@ int serve_run(const serve_options *o) {
     return 1;
   }
 
+  if (repo_ensure(o->dir, TUF_KEY_ED25519, false) != 0) return 1; /* a fleet from before Uptane */
   fleet_ca_set fleet_cas = {0};
   if (fleet_ca_set_load(o->dir, &fleet_cas) != 0) return 1;
   api_options ao = {.device_key = o->device_key_set ? o->device_key : conf.device_key,
