@@ -27,8 +27,9 @@ static const char usage_text[] =
     "An over-the-air update agent speaking the OTA Connect device API.\n"
     "\n"
     "Commands:\n"
-    "  once          provision the device if needed, then exit (0 when provisioned)\n"
-    "  daemon        provision and keep running until SIGTERM or SIGINT\n"
+    "  once          provision the device if needed, run one update cycle, then exit\n"
+    "                (0 when provisioned and the cycle found nothing to do or installed)\n"
+    "  daemon        provision, then poll every [uptane] polling_sec until SIGTERM/SIGINT\n"
     "  status        print device ID, provisioning state, server and certificate expiry\n"
     "\n"
     "Options:\n"
@@ -45,6 +46,7 @@ static const char usage_text[] =
     "      --retries N          once: transient failures tolerated in a row (default 8)\n"
     "      --retry-cap SECONDS  longest delay between retries (default 60)\n"
     "      --json               status: print JSON\n"
+    "      --no-updates         provision only: do not poll for updates\n"
     "  -h, --help               this text\n"
     "  -V, --version            print the version\n"
     "\n"
@@ -59,6 +61,7 @@ typedef struct agent {
   device dev;
   uv_signal_t sigterm, sigint;
   int daemon;
+  int no_updates;
   int exit_code;
   int stopping;
 } agent;
@@ -81,9 +84,10 @@ static void stop(agent *a) {
 
 static void on_device_done(device *d) {
   agent *a = d->o.data;
-  a->exit_code = d->state == ST_PROVISIONED ? EXIT_OK : EXIT_FAILED;
+  bool cycle_ok = d->state == ST_POLLING && !(d->upd && d->upd->cycle_failed);
+  a->exit_code = d->state == ST_PROVISIONED || cycle_ok ? EXIT_OK : EXIT_FAILED;
   if (!a->daemon || d->state == ST_FAILED) stop(a);
-  else log_msg(LOG_INFO, d->label, "running; waiting for SIGTERM (updates arrive in a later version)");
+  else log_msg(LOG_INFO, d->label, "running; waiting for SIGTERM");
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -108,6 +112,13 @@ static int cmd_status(const otad_config *cfg, int json) {
   char *serial = store_read_string(st, STORE_ECU_SERIAL);
   char *hwid = store_read_string(st, STORE_ECU_HWID);
   char *reg = store_read_string(st, STORE_ECU_REGISTERED);
+  char *inst_js = store_read_string(st, STORE_INSTALLED_TARGET);
+  char *report_js = store_read_string(st, STORE_INSTALL_REPORT);
+  cJSON *inst = inst_js ? cJSON_Parse(inst_js) : NULL;
+  cJSON *report = report_js ? cJSON_Parse(report_js) : NULL;
+  const cJSON *iname = cJSON_GetObjectItemCaseSensitive(inst, "name");
+  const cJSON *rcode = cJSON_GetObjectItemCaseSensitive(report, "code");
+  const cJSON *rtarget = cJSON_GetObjectItemCaseSensitive(report, "target");
   const char *server = cfg->tls_server ? cfg->tls_server : url;
   tls_cert_info ci = {0};
   int have_cert = cert && tls_cert_info_pem(cert, &ci, &eb) == 0;
@@ -136,6 +147,9 @@ static int cmd_status(const otad_config *cfg, int json) {
     hwid ? cJSON_AddStringToObject(o, "primary_ecu_hardware_id", hwid)
          : cJSON_AddNullToObject(o, "primary_ecu_hardware_id");
     cJSON_AddStringToObject(o, "storage", cfg->storage_path);
+    cJSON_AddItemToObject(o, "installed_target", inst ? inst : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "unreported_result", report ? report : cJSON_CreateNull());
+    inst = report = NULL; /* now owned by o */
     char *s = cJSON_Print(o);
     printf("%s\n", s);
     free(s);
@@ -148,8 +162,16 @@ static int cmd_status(const otad_config *cfg, int json) {
     printf("certificate:  %s\n", have_cert ? ci.subject : "-");
     printf("expires:      %s\n", have_cert ? until : "-");
     printf("primary ECU:  %s%s%s\n", serial ? serial : "-", hwid ? " on " : "", hwid ? hwid : "");
+    printf("installed:    %s\n", cJSON_IsString(iname) ? iname->valuestring : "-");
+    if (cJSON_IsString(rcode))
+      printf("to report:    %s (%s)\n", rcode->valuestring,
+             cJSON_IsString(rtarget) ? rtarget->valuestring : "?");
     printf("storage:      %s\n", cfg->storage_path);
   }
+  cJSON_Delete(inst);
+  cJSON_Delete(report);
+  free(inst_js);
+  free(report_js);
   free(id);
   free(cert);
   if (key) memset(key, 0, strlen(key));
@@ -194,6 +216,7 @@ static int run_device(agent *a, const char *journal_path, int retries, int retry
       .max_retries = a->daemon ? -1 : retries,
       .one_shot = !a->daemon,
       .watch_import = a->daemon,
+      .updates = !a->no_updates,
       .done = on_device_done,
       .data = a,
   };
@@ -214,7 +237,7 @@ static int run_device(agent *a, const char *journal_path, int retries, int retry
 
 int main(int argc, char **argv) {
   enum { OPT_LOGLEVEL = 256, OPT_STORAGE, OPT_PROVPATH, OPT_SERVER, OPT_DEVID, OPT_SET,
-         OPT_JOURNAL, OPT_RETRIES, OPT_RETRYCAP, OPT_JSON };
+         OPT_JOURNAL, OPT_RETRIES, OPT_RETRYCAP, OPT_JSON, OPT_NOUPDATES };
   static const struct option longopts[] = {
       {"config", required_argument, 0, 'c'},
       {"loglevel", required_argument, 0, OPT_LOGLEVEL},
@@ -227,6 +250,7 @@ int main(int argc, char **argv) {
       {"retries", required_argument, 0, OPT_RETRIES},
       {"retry-cap", required_argument, 0, OPT_RETRYCAP},
       {"json", no_argument, 0, OPT_JSON},
+      {"no-updates", no_argument, 0, OPT_NOUPDATES},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
@@ -283,6 +307,7 @@ int main(int argc, char **argv) {
         }
         break;
       case OPT_JSON: json = 1; break;
+      case OPT_NOUPDATES: a.no_updates = 1; break;
       case 'h': fputs(usage_text, stdout); return EXIT_OK;
       case 'V': printf("otad %s\n", OTAD_VERSION); return EXIT_OK;
       default: fputs(usage_text, stderr); return EXIT_USAGE;

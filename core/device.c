@@ -111,6 +111,21 @@ static void run_action(device *d, enum dev_action a) {
       d->t_done_ms = now_ms(d);
       provisioned_finish(d);
       break;
+    case ACT_POLL:
+      polling_poll(d);
+      break;
+    case ACT_IDLE:
+      polling_idle(d);
+      break;
+    case ACT_REPORT:
+      polling_report(d);
+      break;
+    case ACT_DOWNLOAD:
+      downloading_start(d);
+      break;
+    case ACT_INSTALL:
+      installing_start(d);
+      break;
     case ACT_FAIL:
       d->t_done_ms = now_ms(d);
       failed_finish(d);
@@ -224,6 +239,7 @@ void device_free(device *d) {
   tls_creds_free(&d->work_creds);
   free(d->work_in);
   keys_free(&d->ecu_key);
+  polling_free(d);
   store_close(d->o.st);
   d->o.st = NULL;
 }

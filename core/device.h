@@ -24,6 +24,7 @@
 #include "journal.h"
 #include "machine.h"
 #include "rng.h"
+#include "update.h"
 
 typedef struct device device;
 
@@ -50,6 +51,7 @@ typedef struct device_opts {
   bool watch_import;          /* provisioned with DeviceCred: re-import when the [import]
                                  files change (checked every polling_sec) */
   bool quiet;                 /* log only warnings and errors (fleet) */
+  bool updates;               /* once provisioned, poll for updates (else the run ends) */
   device_done_fn done;
   void *data;                 /* the owner's */
 } device_opts;
@@ -92,6 +94,8 @@ struct device {
   backoff bo;
   rng rng;
   int failures;           /* transient failures in a row */
+
+  device_update *upd;     /* allocated at the first poll; NULL before */
 
   /* The last error, for the owner and `otad status`. */
   int last_err;

@@ -21,6 +21,9 @@
   X(ST_REGISTERING, "registering")     /* POST /devices with the fleet key */     \
   X(ST_ECU_REGISTERING, "ecu_registering") /* Uptane key, POST /director/ecus */  \
   X(ST_PROVISIONED, "provisioned")     /* device certificate and ECUs accepted */ \
+  X(ST_POLLING, "polling")             /* manifest, Uptane metadata, reports */   \
+  X(ST_DOWNLOADING, "downloading")     /* the assigned target, to images_path */  \
+  X(ST_INSTALLING, "installing")       /* by [pacman] type */                     \
   X(ST_FAILED, "failed")               /* needs a person: bad config or rejection */
 
 #define DEVICE_EVENTS(X)                                                              \
@@ -39,7 +42,16 @@
   X(EV_RETRY, "retry")                 /* the backoff timer fired */                   \
   X(EV_GIVE_UP, "give_up")             /* retry budget spent (otad once) */            \
   X(EV_KEY_READY, "key_ready")         /* Uptane primary key loaded or generated */    \
-  X(EV_ECUS_REGISTERED, "ecus_registered") /* director accepted the ECUs */
+  X(EV_ECUS_REGISTERED, "ecus_registered") /* director accepted the ECUs */        \
+  X(EV_POLL, "poll")                   /* time for a cycle (timer, or at once) */      \
+  X(EV_NO_UPDATE, "no_update")         /* verified: nothing new for this device */     \
+  X(EV_UPDATE_AVAILABLE, "update_available") /* verified target for the primary ECU */ \
+  X(EV_VERIFICATION_FAILED, "verification_failed") /* metadata failed Uptane checks */ \
+  X(EV_DOWNLOADED, "downloaded")       /* image complete, length and hash verified */  \
+  X(EV_DOWNLOAD_FAILED, "download_failed") /* hash/length mismatch, or gave up */      \
+  X(EV_INSTALLED, "installed")         /* pacman succeeded */                          \
+  X(EV_INSTALL_FAILED, "install_failed") /* pacman failed */                           \
+  X(EV_REPORTED, "reported")           /* the manifest with the report was accepted */ /* director accepted the ECUs */
 
 #define DEVICE_ACTIONS(X)                                                      \
   X(ACT_NONE, "none")                                                          \
@@ -51,6 +63,11 @@
   X(ACT_PREPARE_KEY, "prepare_key") /* load or generate the Uptane key */       \
   X(ACT_REGISTER_ECUS, "register_ecus") /* send POST /director/ecus */          \
   X(ACT_FINISH, "finish")           /* provisioned: tell the owner */           \
+  X(ACT_POLL, "poll")               /* manifest, then director + image metadata */ \
+  X(ACT_IDLE, "idle")               /* wait polling_sec (once: the run ends) */  \
+  X(ACT_DOWNLOAD, "download")       /* stream the target to images_path */      \
+  X(ACT_INSTALL, "install")         /* hand the image to the package manager */  \
+  X(ACT_REPORT, "report")           /* send the manifest with the report */      \
   X(ACT_FAIL, "fail")               /* failed: tell the owner */
 
 enum dev_state {

@@ -28,11 +28,15 @@ primary_ecu_hardware_id = "demo-board"
 
 [storage]
 path = "$work/device/storage"
+
+[pacman]
+type = "none"
+images_path = "$work/device/images"
 TOML
 cat "$work/device/sota.toml"
 
 echo
-echo "== 4. otad once"
+echo "== 4. otad once: provisions itself, then one update cycle (nothing assigned yet)"
 "$build/otad" -c "$work/device/sota.toml" once
 
 echo
@@ -45,5 +49,15 @@ echo
 echo "the fleet key was removed from the device's credentials.zip:"
 unzip -l "$work/device/credentials.zip" | sed -n '4,$p' | head -n -2
 echo
-echo "== 6. the server's view"
+echo "== 6. an update: the server adds a target and assigns it; otad verifies it with Uptane,"
+echo "      downloads, installs and reports"
+head -c 1048576 /dev/urandom >"$work/firmware-1.1.bin"
+"$build/server/ota-server" add-target "$work/fleet" "$work/firmware-1.1.bin" --name firmware-1.1.bin \
+	--version 1.1 --hwid demo-board
+device_id=$(cat "$work/device/storage/device_id")
+"$build/server/ota-server" assign "$work/fleet" --device "$device_id" --target firmware-1.1.bin
+"$build/otad" -c "$work/device/sota.toml" once
+
+echo
+echo "== 7. the server's view"
 "$build/server/ota-server" devices "$work/fleet"

@@ -45,6 +45,10 @@ void provisioned_finish(device *d) {
   device_log(d, LOG_INFO, "provisioned: device ID %s, certificate CN=%s (valid until %s), "
              "primary ECU %s", d->id[0] ? d->id : "-", d->uuid[0] ? d->uuid : ci.cn, until,
              d->ecu_serial[0] ? d->ecu_serial : "(registered earlier)");
+  if (d->o.updates) {
+    device_fire(d, EV_POLL, NULL); /* the update cycle begins */
+    return;
+  }
   if (d->o.watch_import && config_mode(d->o.cfg) == PROVISION_DEVICE_CRED) {
     uint64_t period = (uint64_t)(d->o.cfg->polling_sec > 0 ? d->o.cfg->polling_sec : 10) * 1000;
     uv_timer_start(&d->timer, on_watch_timer, period, period);
@@ -53,7 +57,7 @@ void provisioned_finish(device *d) {
 }
 
 void failed_finish(device *d) {
-  device_log(d, LOG_ERROR, "provisioning failed: %s",
+  device_log(d, LOG_ERROR, "%s failed: %s", d->upd ? "update cycle" : "provisioning",
              d->eb.msg[0] ? d->eb.msg : otad_strerror(d->last_err));
   if (d->o.done) d->o.done(d);
 }

@@ -33,6 +33,45 @@ void provisioned_finish(device *d);
 /* provisioned.c: logs why the device gave up and tells its owner. */
 void failed_finish(device *d);
 
+/* polling.c: one cycle: PUT the signed manifest (with a pending installation report),
+ * then director and image-repository metadata, verified; raises no_update,
+ * update_available (d->upd->target set) or verification_failed. */
+void polling_poll(device *d);
+
+/* polling.c: waits polling_sec (with jitter) before the next cycle; `once` ends here. */
+void polling_idle(device *d);
+
+/* polling.c: sends the manifest carrying d->upd->result; raises reported. */
+void polling_report(device *d);
+
+/* polling.c: records the outcome of an attempt (d->upd->target) for the next manifest,
+ * kept in storage until a manifest carrying it is accepted. */
+void polling_set_result(device *d, bool success, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* polling.c: frees d->upd and the trusted metadata it holds. */
+void polling_free(device *d);
+
+/* downloading.c: streams d->upd->target to [pacman] images_path (resuming a .part file
+ * with Range), hashing as it goes; raises downloaded (d->upd->image_path set),
+ * download_failed (d->upd->result filled: hash or length mismatch, nothing kept) or
+ * transient_error (network: retried, resumed). */
+void downloading_start(device *d);
+
+/* downloading.c: closes the .part file and frees the download's state and paths (safe
+ * to call twice). */
+void downloading_release(device *d);
+
+/* installing.c: installs d->upd->image_path by [pacman] type (none, archive, command);
+ * raises installed or install_failed with d->upd->result filled. */
+void installing_start(device *d);
+
+/* request.c: sends method to url (heap, consumed) with body (JSON text, heap, consumed; NULL
+ * for GET) and identity id; the response is capped at max_response bytes (0 = 64 KiB);
+ * what ("PUT /director/manifest") names the call in errors. done() gets the outcome. */
+void states_send(device *d, const char *method, const char *what, char *url, char *body,
+                 size_t max_response, const tls_creds *id, http_done_fn done);
+
 /* request.c: POSTs body (consumed) as JSON to url (heap, consumed) with identity id;
  * what ("POST /devices") names the call in errors. done() gets the outcome. */
 void states_post_json(device *d, const char *what, char *url, cJSON *body, const tls_creds *id,

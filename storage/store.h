@@ -26,6 +26,14 @@
 #define STORE_ECU_HWID "primary_ecu_hardware_id"
 #define STORE_ECU_REGISTERED "is_registered" /* ECUs accepted by the director */
 #define STORE_CREDS_PENDING "creds.pending"  /* credentials being stored (see device) */
+#define STORE_INSTALLED_TARGET "installed_target" /* JSON: the target installed last */
+#define STORE_INSTALL_REPORT "install_report"     /* JSON: a result not yet reported */
+#define STORE_DIRECTOR_ROOT "director_root.json"  /* latest trusted director root */
+#define STORE_DIRECTOR_TARGETS "director_targets.json"
+#define STORE_IMAGE_ROOT "image_root.json"        /* latest trusted image repo root */
+#define STORE_IMAGE_TIMESTAMP "image_timestamp.json"
+#define STORE_IMAGE_SNAPSHOT "image_snapshot.json"
+#define STORE_IMAGE_TARGETS "image_targets.json"
 
 typedef struct store store;
 

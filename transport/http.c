@@ -5,11 +5,21 @@
  * curl calls timer_cb with its next timeout; one uv_timer_t serves it. When the loop sees
  * socket activity or the timer fires we hand it back to curl_multi_socket_action() and then
  * collect finished transfers in collect_done().
+ *
+ * A streamed request (sink set) decides at its first body byte where the body goes: the
+ * status is known by then, and header_cb has seen Content-Range. The Range header is sent
+ * with CURLOPT_RANGE rather than CURLOPT_RESUME_FROM_LARGE: curl's resume fails a 200 reply
+ * outright (CURLE_RANGE_ERROR), while a server that ignores Range is legal and its full
+ * body is just as good - the sink restarts from offset 0 on the same connection.
  */
 #include "http.h"
 
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "p11.h"
 
@@ -120,13 +130,14 @@ http_client *http_client_new(uv_loop_t *loop) {
   return c;
 }
 
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
-  http_request *r = userdata;
-  size_t n = size * nmemb, max = r->max_response ? r->max_response : HTTP_DEFAULT_MAX_RESPONSE;
-  if (r->resp_len + n > max) {
-    r->overflow = 1;
-    return 0; /* curl aborts with CURLE_WRITE_ERROR */
-  }
+enum { STREAM_UNDECIDED = 0, STREAM_SINK, STREAM_BUFFER };
+
+#ifndef CURL_WRITEFUNC_ERROR /* before curl 7.87: any count but the one given is an error */
+#define CURL_WRITEFUNC_ERROR 0xFFFFFFFF
+#endif
+
+/* Appends to resp; 0 when out of memory. */
+static int buffer_append(http_request *r, const char *ptr, size_t n) {
   if (r->resp_len + n + 1 > r->resp_cap) {
     size_t cap = r->resp_cap ? r->resp_cap : 4096;
     while (cap < r->resp_len + n + 1) cap *= 2;
@@ -138,6 +149,100 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
   memcpy(r->resp + r->resp_len, ptr, n);
   r->resp_len += n;
   r->resp[r->resp_len] = 0;
+  return 1;
+}
+
+/* Ends a streamed transfer from write_cb with err and a detail for errmsg. */
+static size_t stream_abort(http_request *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static size_t stream_abort(http_request *r, int err, const char *fmt, ...) {
+  r->abort_err = err;
+  free(r->detail);
+  r->detail = NULL;
+  if (fmt) {
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    r->detail = strdup(msg);
+  }
+  return CURL_WRITEFUNC_ERROR;
+}
+
+/* The first body byte of a streamed request: where the body goes, and from which offset. */
+static size_t stream_begin(http_request *r) {
+  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
+  if (r->status < 200 || r->status >= 300) {
+    r->stream = STREAM_BUFFER;
+    return 0;
+  }
+  r->offset = 0;
+  if (r->status == 206) {
+    if (r->range_start < 0)
+      return stream_abort(r, OTAD_EPROTO, "HTTP 206 without a usable Content-Range");
+    if ((uint64_t)r->range_start != r->resume_from)
+      return stream_abort(r, OTAD_EPROTO, "HTTP 206 starts at byte %" PRId64 ", not at %" PRIu64,
+                          r->range_start, r->resume_from);
+    r->offset = r->resume_from;
+  }
+  curl_off_t cl = -1;
+  curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+  if (r->max_total && cl >= 0 && r->offset + (uint64_t)cl > r->max_total)
+    return stream_abort(r, OTAD_ETOOBIG, "the body (%" PRIu64 " bytes from offset %" PRIu64
+                        ") exceeds %" PRIu64 " bytes", (uint64_t)cl, r->offset, r->max_total);
+  r->stream = STREAM_SINK;
+  return 0;
+}
+
+static size_t write_stream(http_request *r, char *ptr, size_t n) {
+  if (r->stream == STREAM_UNDECIDED) {
+    size_t rc = stream_begin(r);
+    if (rc) return rc;
+  }
+  if (r->stream == STREAM_BUFFER) { /* an error reply: keep its start, drop the rest */
+    size_t max = r->max_response ? r->max_response : HTTP_DEFAULT_MAX_RESPONSE;
+    size_t keep = r->resp_len >= max ? 0 : max - r->resp_len < n ? max - r->resp_len : n;
+    if (keep && !buffer_append(r, ptr, keep)) return stream_abort(r, OTAD_ENOMEM, NULL);
+    return n;
+  }
+  if (r->max_total && r->offset + r->received + n > r->max_total)
+    return stream_abort(r, OTAD_ETOOBIG, "the body exceeds %" PRIu64 " bytes", r->max_total);
+  int rc = r->sink(r, (const uint8_t *)ptr, n);
+  if (rc) return stream_abort(r, rc, NULL);
+  r->received += n;
+  return n;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
+  http_request *r = userdata;
+  size_t n = size * nmemb, max = r->max_response ? r->max_response : HTTP_DEFAULT_MAX_RESPONSE;
+  if (r->sink) return write_stream(r, ptr, n);
+  if (r->resp_len + n > max) {
+    r->overflow = 1;
+    return 0; /* curl aborts with CURLE_WRITE_ERROR */
+  }
+  if (!buffer_append(r, ptr, n)) return 0;
+  return n;
+}
+
+/* Streamed requests: remembers the Content-Range start of the current reply. */
+static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata) {
+  http_request *r = userdata;
+  size_t n = size * nitems;
+  static const char cr[] = "content-range:";
+  if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+    r->range_start = -1; /* a new reply (after a 100 Continue, say) */
+  } else if (n > sizeof(cr) - 1 && strncasecmp(buf, cr, sizeof(cr) - 1) == 0) {
+    char line[128];
+    size_t l = n - (sizeof(cr) - 1) < sizeof(line) - 1 ? n - (sizeof(cr) - 1) : sizeof(line) - 1;
+    memcpy(line, buf + sizeof(cr) - 1, l);
+    line[l] = 0;
+    unsigned long long start, end;
+    if (sscanf(line, " bytes %llu-%llu", &start, &end) == 2 && start <= end &&
+        start <= INT64_MAX)
+      r->range_start = (int64_t)start;
+  }
   return n;
 }
 
@@ -173,8 +278,8 @@ static void finish(http_request *r, int err) {
   r->headers = NULL;
   r->client = NULL;
   c->active--;
-  free(r->tls_err); /* already in errmsg (collect_done) */
-  r->tls_err = NULL;
+  free(r->detail); /* already in errmsg (collect_done) */
+  r->detail = NULL;
   r->err = err;
   if (r->done) r->done(r);
 }
@@ -188,10 +293,13 @@ static void collect_done(http_client *c) {
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
     CURLcode rc = m->data.result;
     curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &r->status);
-    int err = map_curl_error(rc, r->overflow);
-    if (err && r->tls_err) snprintf(r->errmsg, sizeof(r->errmsg), "%s", r->tls_err);
+    int err = r->abort_err ? r->abort_err : map_curl_error(rc, r->overflow);
+    if (r->abort_err && !r->detail)
+      snprintf(r->errmsg, sizeof(r->errmsg), "the receiver stopped the transfer: %s",
+               otad_strerror(r->abort_err));
+    if (err && r->detail) snprintf(r->errmsg, sizeof(r->errmsg), "%s", r->detail);
     if (err && !r->errmsg[0]) snprintf(r->errmsg, sizeof(r->errmsg), "%s", curl_easy_strerror(rc));
-    if (err == OTAD_ETOOBIG)
+    if (err == OTAD_ETOOBIG && !r->abort_err)
       snprintf(r->errmsg, sizeof(r->errmsg), "response larger than %zu bytes",
                r->max_response ? r->max_response : (size_t)HTTP_DEFAULT_MAX_RESPONSE);
     finish(r, err);
@@ -203,8 +311,8 @@ static CURLcode ssl_ctx_p11(CURL *curl, void *ssl_ctx, void *userp) {
   http_request *r = userp;
   otad_errbuf eb = {{0}};
   if (p11_tls_configure(ssl_ctx, r->cert_pem, r->key_pem, &eb) == 0) return CURLE_OK;
-  free(r->tls_err);
-  r->tls_err = strdup(eb.msg); /* curl's own words ("error signaled by ssl ctx callback")
+  free(r->detail);
+  r->detail = strdup(eb.msg); /* curl's own words ("error signaled by ssl ctx callback")
                                   would take the error buffer */
   return CURLE_SSL_CERTPROBLEM;
 }
@@ -219,11 +327,15 @@ void http_request_reset(http_request *r) {
   r->resp = NULL;
   r->resp_len = r->resp_cap = 0;
   r->overflow = 0;
-  free(r->tls_err);
-  r->tls_err = NULL;
+  free(r->detail);
+  r->detail = NULL;
   r->err = 0;
   r->status = 0;
   r->errmsg[0] = 0;
+  r->offset = r->received = 0;
+  r->abort_err = 0;
+  r->stream = STREAM_UNDECIDED;
+  r->range_start = -1;
 }
 
 int http_start(http_client *c, http_request *r) {
@@ -240,7 +352,21 @@ int http_start(http_client *c, http_request *r) {
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errmsg);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms ? r->timeout_ms : 60000L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                   r->timeout_ms < 0 ? 0L : r->timeout_ms ? r->timeout_ms : 60000L);
+  if (r->low_speed_limit > 0 && r->low_speed_time > 0) {
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, r->low_speed_limit);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, r->low_speed_time);
+  }
+  if (r->sink) {
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    if (r->resume_from && strcmp(r->method, "GET") == 0) {
+      char range[32];
+      snprintf(range, sizeof(range), "%" PRIu64 "-", r->resume_from);
+      curl_easy_setopt(e, CURLOPT_RANGE, range); /* curl copies it */
+    }
+  }
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    r->connect_timeout_ms ? r->connect_timeout_ms : 60000L);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "otad/" OTAD_VERSION);

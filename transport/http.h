@@ -19,6 +19,14 @@
  * nor feeds the TLS session cache, at the cost of a full handshake (one token signature)
  * per request. That suits the HSM case, one device per process polling now and then; the
  * fleet's many devices keep the blob path, with connection reuse.
+ *
+ * Streaming (downloads): with a sink, the body of a 2xx response goes to the sink as it
+ * arrives and is never held whole; resume_from asks for the rest of a resource with
+ * `Range: bytes=N-` (the reply says where its body starts: a 206 at N, or a 200 with the
+ * whole resource, which the sink must take from offset 0); max_total ends a transfer whose
+ * resource grows past a declared size, before a byte past it reaches the sink; a low-speed
+ * floor ends one that crawls. The body of any other status is kept in resp as usual, so
+ * the caller can read the server's error.
  */
 #ifndef OTAD_HTTP_H
 #define OTAD_HTTP_H
@@ -38,6 +46,11 @@ typedef struct http_request http_request;
 /* Called once when a request ends, successfully or not; req may be restarted from it. */
 typedef void (*http_done_fn)(http_request *req);
 
+/* Receives the next len body bytes of a streamed 2xx response; req->status and
+ * req->offset are set before the first call. Returns 0 to go on, or an OTAD_E* code that
+ * ends the transfer (done() then sees it in err). */
+typedef int (*http_sink_fn)(http_request *req, const uint8_t *data, size_t len);
+
 struct http_request {
   /* Inputs, set before http_start(); the memory they point to must outlive the request. */
   const char *method;       /* "GET", "POST", "PUT" */
@@ -49,19 +62,37 @@ struct http_request {
   const char *key_pem;  /* its private key: PEM, or a PKCS#11 URI of a key in an open
                            token (see above) */
   const char *ca_pem;   /* the pinned CA bundle; the only roots trusted */
-  size_t max_response;  /* body cap in bytes; 0 = HTTP_DEFAULT_MAX_RESPONSE */
-  long timeout_ms;      /* whole request; 0 = 60 s */
+  size_t max_response;  /* body cap in bytes; 0 = HTTP_DEFAULT_MAX_RESPONSE (with a sink:
+                           of an error reply, whose excess is dropped, not an error) */
+  long timeout_ms;      /* whole request; 0 = 60 s, < 0 = no limit (a download: use the
+                           low-speed floor instead) */
   long connect_timeout_ms; /* 0 = 60 s */
   http_done_fn done;
   void *data; /* the caller's */
 
+  /* Streaming inputs (all optional; zero = off, as before). */
+  http_sink_fn sink;     /* 2xx body to sink instead of resp (see above) */
+  uint64_t resume_from;  /* GET: > 0 sends Range: bytes=N-; a 206 must start at N
+                            (Content-Range), else OTAD_EPROTO */
+  uint64_t max_total;    /* > 0: the resource may not reach past this many bytes: a body
+                            whose offset + length would (Content-Length says so, or the
+                            bytes arrive) ends with OTAD_ETOOBIG before the sink sees it */
+  long low_speed_limit;  /* bytes/s ... */
+  long low_speed_time;   /* ... for this many seconds: slower ends with OTAD_ETIMEDOUT;
+                            either 0 = no floor */
+
   /* Outputs, valid in done(). */
   int err;        /* 0 when a response arrived (any status), else OTAD_ENET, OTAD_ETLS,
-                     OTAD_EPEER, OTAD_ETIMEDOUT, OTAD_ETOOBIG, OTAD_ECANCELED */
+                     OTAD_EPEER, OTAD_ETIMEDOUT, OTAD_ETOOBIG, OTAD_ECANCELED; streamed
+                     also OTAD_EPROTO (a 206 not starting at resume_from) or the code the
+                     sink returned */
   long status;    /* HTTP status, 0 without a response */
   uint8_t *resp;  /* body (NUL-terminated, heap, owned by the request) */
   size_t resp_len;
   char errmsg[256]; /* curl's words for err */
+  uint64_t offset;   /* sink: where the body starts in the resource (resume_from for a
+                        206, 0 for a 200) */
+  uint64_t received; /* sink: body bytes it accepted */
 
   /* Private. */
   CURL *easy;
@@ -69,7 +100,11 @@ struct http_request {
   struct curl_slist *headers;
   size_t resp_cap;
   int overflow;
-  char *tls_err; /* why the token identity could not be set up (heap), or NULL */
+  char *detail;  /* why err, when curl's words would mislead (heap), or NULL: the token
+                    identity could not be set up, or a streamed reply was refused */
+  int abort_err; /* the error that ended a streamed transfer from write_cb */
+  int stream;    /* 0 before the first body byte, then STREAM_SINK or STREAM_BUFFER */
+  int64_t range_start; /* Content-Range start of the current reply, -1 none */
 };
 
 /* Creates the client for loop. Returns NULL on failure (curl could not initialise). */

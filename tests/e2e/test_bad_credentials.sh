@@ -15,7 +15,7 @@ expect_failure() {
 	device_config "$d" "$src" "$@"
 	local sum
 	sum=$(sha256sum <"$d/credentials.zip")
-	if "$OTAD_BIN/otad" -c "$d/sota.toml" once 2>"$d/log"; then fail "$name: otad succeeded"; fi
+	if "$OTAD_BIN/otad" -c "$d/sota.toml" --no-updates once 2>"$d/log"; then fail "$name: otad succeeded"; fi
 	grep -q -- "$pattern" "$d/log" || { cat "$d/log"; fail "$name: no message matching '$pattern'"; }
 	for f in pkey.pem client.pem root.crt device_id ecukey.pem; do
 		[ ! -e "$d/storage/$f" ] || fail "$name: $f was written"
@@ -44,7 +44,7 @@ same_path "$WORK/wrong-password/storage/journal.jsonl" bad_credentials
 pw=$WORK/pwfleet
 "$OTAD_BIN/server/ota-server" init "$pw" --port "$PORT" --p12-password s3cret >/dev/null
 device_config "$WORK/nopass" "$pw/credentials.zip"
-if "$OTAD_BIN/otad" -c "$WORK/nopass/sota.toml" once 2>"$WORK/nopass/log"; then fail "no password accepted"; fi
+if "$OTAD_BIN/otad" -c "$WORK/nopass/sota.toml" --no-updates once 2>"$WORK/nopass/log"; then fail "no password accepted"; fi
 grep -q "wrong password" "$WORK/nopass/log" || fail "no password: message"
 pass "password-protected archive without the password: clear error"
 
@@ -54,7 +54,7 @@ expect_failure missing-zip "$zip" "no such file" '[provision]' 'provision_path =
 mkdir -p "$WORK/badconf"
 printf '[provision]\nprovision_path = "%s"\nthis line is wrong\n' "$zip" >"$WORK/badconf/sota.toml"
 set +e
-"$OTAD_BIN/otad" -c "$WORK/badconf/sota.toml" once 2>"$WORK/badconf/log"
+"$OTAD_BIN/otad" -c "$WORK/badconf/sota.toml" --no-updates once 2>"$WORK/badconf/log"
 rc=$?
 set -e
 [ $rc = 2 ] || fail "malformed config: exit $rc, expected 2"

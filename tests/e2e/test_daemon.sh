@@ -8,7 +8,7 @@ new_fleet "$WORK/fleet"
 start_server "$WORK/fleet"
 device_config "$WORK/d" "$WORK/fleet/credentials.zip"
 
-"$OTAD_BIN/otad" -c "$WORK/d/sota.toml" daemon 2>"$WORK/d/log" &
+"$OTAD_BIN/otad" -c "$WORK/d/sota.toml" --no-updates daemon 2>"$WORK/d/log" &
 pid=$!
 for _ in $(seq 1 100); do grep -q "provisioned:" "$WORK/d/log" && break; sleep 0.1; done
 grep -q "provisioned:" "$WORK/d/log" || { cat "$WORK/d/log"; fail "daemon did not provision"; }
@@ -26,7 +26,7 @@ pass "daemon provisions, stays up, exits 0 on SIGTERM"
 # SIGINT while waiting to retry an unreachable server.
 stop_server
 device_config "$WORK/e" "$WORK/fleet/credentials.zip"
-"$OTAD_BIN/otad" -c "$WORK/e/sota.toml" daemon 2>"$WORK/e/log" &
+"$OTAD_BIN/otad" -c "$WORK/e/sota.toml" --no-updates daemon 2>"$WORK/e/log" &
 pid=$!
 for _ in $(seq 1 50); do grep -q "retrying in" "$WORK/e/log" && break; sleep 0.1; done
 grep -q "retrying in" "$WORK/e/log" || { cat "$WORK/e/log"; fail "daemon did not back off"; }

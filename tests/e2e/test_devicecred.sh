@@ -14,7 +14,7 @@ sign_device "$WORK/ca" "$imp" dc-device-1
 cp "$WORK/fleet/server_ca.pem" "$imp/root.crt"
 echo "https://127.0.0.1:$PORT" >"$imp/gateway.url"
 devicecred_config "$WORK/d" "$imp"
-otad() { "$OTAD_BIN/otad" -c "$WORK/d/sota.toml" "$@"; }
+otad() { "$OTAD_BIN/otad" -c "$WORK/d/sota.toml" --no-updates "$@"; }
 
 otad once 2>"$WORK/log1" || { cat "$WORK/log1"; fail "DeviceCred provisioning"; }
 st=$WORK/d/storage
@@ -50,7 +50,7 @@ check_bad() {
 	local name=$1 pattern=$2
 	local d=$WORK/$name
 	devicecred_config "$d" "$WORK/bad-$name"
-	if "$OTAD_BIN/otad" -c "$d/sota.toml" once 2>"$d.log"; then fail "$name: accepted"; fi
+	if "$OTAD_BIN/otad" -c "$d/sota.toml" --no-updates once 2>"$d.log"; then fail "$name: accepted"; fi
 	grep -q -- "$pattern" "$d.log" || { cat "$d.log"; fail "$name: no message matching '$pattern'"; }
 	for f in pkey.pem client.pem root.crt; do [ ! -e "$d/storage/$f" ] || fail "$name: $f stored"; done
 	pass "$name: $(grep -o 'provisioning failed: .*' "$d.log" | head -c 170)"
@@ -74,20 +74,20 @@ make_fleet_ca "$WORK/rogue"
 sign_device "$WORK/rogue" "$WORK/bad-rogue" dc-rogue
 cp "$imp/root.crt" "$imp/gateway.url" "$WORK/bad-rogue/"
 devicecred_config "$WORK/rogue-dev" "$WORK/bad-rogue"
-if "$OTAD_BIN/otad" -c "$WORK/rogue-dev/sota.toml" --retry-cap 1 --retries 1 once 2>"$WORK/rogue.log"; then fail "untrusted fleet CA accepted"; fi
+if "$OTAD_BIN/otad" -c "$WORK/rogue-dev/sota.toml" --retry-cap 1 --retries 1 --no-updates once 2>"$WORK/rogue.log"; then fail "untrusted fleet CA accepted"; fi
 grep -qE "rejected|TLS|certificate" "$WORK/rogue.log" || { cat "$WORK/rogue.log"; fail "no clear message for an untrusted certificate"; }
 "$OTAD_BIN/server/ota-server" devices "$WORK/fleet" --json | jq -e 'all(.[]; .device_id != "dc-rogue")' >/dev/null || fail "server created dc-rogue"
 pass "certificate of an unknown CA refused: $(grep -o 'provisioning failed: .*' "$WORK/rogue.log" | head -c 170)"
 
 # Mode auto-detection: provision_path set -> SharedCred even with [import] present.
 device_config "$WORK/auto" "$WORK/fleet/credentials.zip" "[import]" "base_path = \"$imp\""
-"$OTAD_BIN/otad" -c "$WORK/auto/sota.toml" once 2>"$WORK/auto.log" || { cat "$WORK/auto.log"; fail "auto SharedCred"; }
+"$OTAD_BIN/otad" -c "$WORK/auto/sota.toml" --no-updates once 2>"$WORK/auto.log" || { cat "$WORK/auto.log"; fail "auto SharedCred"; }
 grep -q '"event":"zip_loaded"' "$WORK/auto/storage/journal.jsonl" || fail "provision_path did not select SharedCred"
 # ... and mode = "DeviceCred" wins over provision_path.
 mkdir -p "$WORK/fimp" && cp "$imp/root.crt" "$imp/gateway.url" "$WORK/fimp/"
 sign_device "$WORK/ca" "$WORK/fimp" dc-forced
 devicecred_config "$WORK/forced" "$WORK/fimp" "[provision]" "provision_path = \"$WORK/fleet/credentials.zip\"" 'mode = "DeviceCred"'
-"$OTAD_BIN/otad" -c "$WORK/forced/sota.toml" once 2>"$WORK/forced.log" || { cat "$WORK/forced.log"; fail "forced DeviceCred"; }
+"$OTAD_BIN/otad" -c "$WORK/forced/sota.toml" --no-updates once 2>"$WORK/forced.log" || { cat "$WORK/forced.log"; fail "forced DeviceCred"; }
 grep -q '"event":"credentials_imported"' "$WORK/forced/storage/journal.jsonl" || fail "mode = DeviceCred ignored"
 pass "mode auto-detection and explicit mode"
 
@@ -95,7 +95,7 @@ pass "mode auto-detection and explicit mode"
 devicecred_config "$WORK/w" "$WORK/wimp" "[uptane]" "polling_sec = 1"
 mkdir -p "$WORK/wimp" && cp "$imp/root.crt" "$imp/gateway.url" "$WORK/wimp/"
 sign_device "$WORK/ca" "$WORK/wimp" dc-watch-1
-"$OTAD_BIN/otad" -c "$WORK/w/sota.toml" daemon 2>"$WORK/w.log" &
+"$OTAD_BIN/otad" -c "$WORK/w/sota.toml" --no-updates daemon 2>"$WORK/w.log" &
 pid=$!
 for _ in $(seq 1 50); do grep -q "provisioned:" "$WORK/w.log" && break; sleep 0.1; done
 sign_device "$WORK/ca" "$WORK/wimp" dc-watch-2

@@ -51,7 +51,7 @@ no_key_material() { # DIR: nothing under DIR holds a private key
 # 1. TLS key (EC) in the token, certificate from [import].
 mapfile -t conf < <(echo "[tls]"; echo 'pkey_source = "pkcs11"'; p11 'pass = "1234"' 'tls_pkey_id = "02"')
 devicecred_config "$WORK/d1" "$imp" "${conf[@]}"
-"$OTAD_BIN/otad" -c "$WORK/d1/sota.toml" once 2>"$WORK/d1.log" || { cat "$WORK/d1.log"; fail "provisioning with the TLS key in the token"; }
+"$OTAD_BIN/otad" -c "$WORK/d1/sota.toml" --no-updates once 2>"$WORK/d1.log" || { cat "$WORK/d1.log"; fail "provisioning with the TLS key in the token"; }
 st=$WORK/d1/storage
 [ "$(cat "$st/device_id")" = hsm-ec-1 ] || fail "device ID is not the certificate CN"
 grep -q '^pkcs11:.*id=%02.*module-path=' "$st/pkey.pem" || { cat "$st/pkey.pem"; fail "pkey.pem does not name the token key"; }
@@ -67,7 +67,7 @@ jq -e '.[] | select(.device_id=="hsm-ec-1") | .ecus | length == 1' "$WORK/device
 pass "EC TLS key in the token: provisioned as hsm-ec-1, the handshake signed in the token"
 
 n0=$("$OTAD_BIN/server/ota-server" requests "$WORK/fleet" --json | jq length)
-"$OTAD_BIN/otad" -c "$WORK/d1/sota.toml" once 2>"$WORK/d1b.log" || { cat "$WORK/d1b.log"; fail "restart"; }
+"$OTAD_BIN/otad" -c "$WORK/d1/sota.toml" --no-updates once 2>"$WORK/d1b.log" || { cat "$WORK/d1b.log"; fail "restart"; }
 tail -n1 "$st/journal.jsonl" | jq -e '.event=="stored_provisioned"' >/dev/null || fail "restart did not use the stored state"
 [ "$("$OTAD_BIN/server/ota-server" requests "$WORK/fleet" --json | jq length)" = "$n0" ] || fail "restart sent requests"
 pass "restart: the token identity matches what is stored, no request"
@@ -80,7 +80,7 @@ mapfile -t conf < <(echo "[tls]"; echo 'pkey_source = "pkcs11"'; echo 'cert_sour
 	echo "[uptane]"; echo 'key_source = "pkcs11"'
 	p11 'pass = "1234"' 'tls_pkey_id = "04"' 'tls_clientcert_id = "03"' 'uptane_key_id = "01"')
 devicecred_config "$WORK/d2" "$imp2" "${conf[@]}"
-"$OTAD_BIN/otad" -c "$WORK/d2/sota.toml" once 2>"$WORK/d2.log" || { cat "$WORK/d2.log"; fail "provisioning with everything in the token"; }
+"$OTAD_BIN/otad" -c "$WORK/d2/sota.toml" --no-updates once 2>"$WORK/d2.log" || { cat "$WORK/d2.log"; fail "provisioning with everything in the token"; }
 st=$WORK/d2/storage
 [ "$(cat "$st/device_id")" = hsm-rsa-2 ] || fail "device ID is not the CN of the token's certificate"
 cmp -s "$st/client.pem" "$WORK/rsa2.pem" || fail "client.pem is not the token's certificate"
@@ -100,7 +100,7 @@ check_bad() {
 	shift 2
 	local d=$WORK/bad-$name
 	devicecred_config "$d" "$imp" "$@"
-	if "$OTAD_BIN/otad" -c "$d/sota.toml" once 2>"$d.log"; then fail "$name: accepted"; fi
+	if "$OTAD_BIN/otad" -c "$d/sota.toml" --no-updates once 2>"$d.log"; then fail "$name: accepted"; fi
 	grep -qF -- "$pattern" "$d.log" || { cat "$d.log"; fail "$name: no message '$pattern'"; }
 	for f in pkey.pem client.pem root.crt ecukey.pem; do [ ! -e "$d/storage/$f" ] || fail "$name: $f stored"; done
 	tail -n1 "$d/storage/journal.jsonl" | jq -e --arg ev "${EXPECT_EVENT:-config_error}" '.to=="failed" and .event==$ev' >/dev/null ||
@@ -133,7 +133,7 @@ d=$WORK/bad-uptane-id
 mapfile -t conf < <(echo "[tls]"; echo 'pkey_source = "pkcs11"'; echo "[uptane]"; echo 'key_source = "pkcs11"'
 	p11 'pass = "1234"' 'tls_pkey_id = "02"' 'uptane_key_id = "09"')
 devicecred_config "$d" "$imp" "${conf[@]}"
-if "$OTAD_BIN/otad" -c "$d/sota.toml" once 2>"$d.log"; then fail "missing Uptane key accepted"; fi
+if "$OTAD_BIN/otad" -c "$d/sota.toml" --no-updates once 2>"$d.log"; then fail "missing Uptane key accepted"; fi
 grep -qF "the Uptane key: PKCS#11: no private key with ID 09 on token 'otad-test'" "$d.log" || { cat "$d.log"; fail "no message for the missing Uptane key"; }
 [ ! -e "$d/storage/ecukey.pem" ] || fail "an Uptane key was stored"
 [ ! -e "$d/storage/is_registered" ] || fail "ECU registered without its key"
@@ -141,7 +141,7 @@ pass "missing Uptane key: $(grep -o 'provisioning failed: .*' "$d.log" | head -c
 
 # 4. hsm-ec-1 as a daemon: the token stays open, and a renewed certificate for the same
 # token key (same CN, new certificate in [import]) is re-imported.
-"$OTAD_BIN/otad" -c "$WORK/d1/sota.toml" --set uptane.polling_sec=1 daemon 2>"$WORK/w.log" &
+"$OTAD_BIN/otad" -c "$WORK/d1/sota.toml" --set uptane.polling_sec=1 --no-updates daemon 2>"$WORK/w.log" &
 pid=$!
 for _ in $(seq 1 50); do grep -q "provisioned:" "$WORK/w.log" && break; sleep 0.1; done
 hsm_sign_cert "$WORK/ca/fleet-ca.pem" "$WORK/ca/fleet-ca.key" "$WORK/pub02.pem" hsm-ec-1 "$imp/client.pem"

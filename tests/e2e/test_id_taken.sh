@@ -8,11 +8,11 @@ start_server "$WORK/fleet"
 
 device_config "$WORK/a" "$WORK/fleet/credentials.zip"
 sed -i 's/^\[provision\]$/[provision]\ndevice_id = "shared-name"/' "$WORK/a/sota.toml"
-"$OTAD_BIN/otad" -c "$WORK/a/sota.toml" once 2>"$WORK/a/log" || { cat "$WORK/a/log"; fail "first device"; }
+"$OTAD_BIN/otad" -c "$WORK/a/sota.toml" --no-updates once 2>"$WORK/a/log" || { cat "$WORK/a/log"; fail "first device"; }
 
 device_config "$WORK/b" "$WORK/fleet/credentials.zip"
 sed -i 's/^\[provision\]$/[provision]\ndevice_id = "shared-name"/' "$WORK/b/sota.toml"
-"$OTAD_BIN/otad" -c "$WORK/b/sota.toml" once 2>"$WORK/b/log" || { cat "$WORK/b/log"; fail "second device"; }
+"$OTAD_BIN/otad" -c "$WORK/b/sota.toml" --no-updates once 2>"$WORK/b/log" || { cat "$WORK/b/log"; fail "second device"; }
 grep -q "device ID 'shared-name' is already registered" "$WORK/b/log" || fail "no log line about the taken ID"
 newid=$(cat "$WORK/b/storage/device_id")
 [ "$newid" != shared-name ] || fail "device kept the taken ID"

@@ -15,7 +15,7 @@ for n in $(seq 1 14); do
 	d=$WORK/k$n
 	device_config "$d" "$WORK/fleet/credentials.zip"
 	set +e
-	OTAD_TEST_KILL_AT_WRITE=$n "$OTAD_BIN/otad" -c "$d/sota.toml" --retry-cap 1 once 2>"$d/log1"
+	OTAD_TEST_KILL_AT_WRITE=$n "$OTAD_BIN/otad" -c "$d/sota.toml" --retry-cap 1 --no-updates once 2>"$d/log1"
 	rc=$?
 	set -e
 	if [ $rc = 0 ]; then
@@ -26,7 +26,7 @@ for n in $(seq 1 14); do
 	held=0
 	if [ -e "$d/storage/pkey.pem" ] || [ -e "$d/storage/creds.pending" ]; then held=1; fi
 	before=$(count_devices)
-	"$OTAD_BIN/otad" -c "$d/sota.toml" --retry-cap 1 once 2>"$d/log2" || { cat "$d/log2"; fail "write $n: restart did not provision"; }
+	"$OTAD_BIN/otad" -c "$d/sota.toml" --retry-cap 1 --no-updates once 2>"$d/log2" || { cat "$d/log2"; fail "write $n: restart did not provision"; }
 	after=$(count_devices)
 	if [ $held = 1 ] && [ "$before" != "$after" ]; then fail "write $n: registered again although credentials were stored"; fi
 	ls -a "$d/storage" >"$d/ls"

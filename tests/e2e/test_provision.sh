@@ -9,7 +9,7 @@ start_server "$WORK/fleet"
 dev=$WORK/dev
 device_config "$dev" "$WORK/fleet/credentials.zip"
 
-"$OTAD_BIN/otad" -c "$dev/sota.toml" once 2>"$dev/log" || { cat "$dev/log"; fail "otad once failed"; }
+"$OTAD_BIN/otad" -c "$dev/sota.toml" --no-updates once 2>"$dev/log" || { cat "$dev/log"; fail "otad once failed"; }
 grep -q "provisioned: device ID" "$dev/log" || fail "no 'provisioned' log line"
 pass "otad once provisions"
 
@@ -47,7 +47,7 @@ pass "otad status --json"
 
 # Restart: no second registration.
 before=$("$OTAD_BIN/server/ota-server" requests "$WORK/fleet" | grep -c 'POST /devices' || true)
-"$OTAD_BIN/otad" -c "$dev/sota.toml" once 2>"$dev/log2" || { cat "$dev/log2"; fail "second run failed"; }
+"$OTAD_BIN/otad" -c "$dev/sota.toml" --no-updates once 2>"$dev/log2" || { cat "$dev/log2"; fail "second run failed"; }
 after=$("$OTAD_BIN/server/ota-server" requests "$WORK/fleet" | grep -c 'POST /devices' || true)
 [ "$before" = "$after" ] || fail "restart registered again ($before -> $after POST /devices)"
 [ "$(cat "$st/device_id")" = "$(grep -o '"device_id":[^,]*' "$WORK/status.json" | cut -d'"' -f4)" ] || fail "device id changed"
@@ -63,7 +63,7 @@ pass "journal replays: $(cat "$WORK/replay.txt")"
 dev2=$WORK/dev2
 device_config "$dev2" "$WORK/fleet/credentials.zip" "[uptane]" 'key_type = "ED25519"'
 sed -i 's/^\[provision\]$/[provision]\nmode = "SharedCredReuse"/' "$dev2/sota.toml"
-"$OTAD_BIN/otad" -c "$dev2/sota.toml" once 2>"$dev2/log" || { cat "$dev2/log"; fail "ED25519 device failed"; }
+"$OTAD_BIN/otad" -c "$dev2/sota.toml" --no-updates once 2>"$dev2/log" || { cat "$dev2/log"; fail "ED25519 device failed"; }
 [ "$(wc -c <"$dev2/storage/ecukey.pub" | tr -d ' ')" -ge 64 ] || fail "ed25519 public key"
 grep -qE '^[0-9A-F]{64}$' "$dev2/storage/ecukey.pub" || fail "ED25519 public key is not 64 upper-case hex digits"
 unzip -Z1 "$dev2/credentials.zip" >"$WORK/entries2"
@@ -79,5 +79,5 @@ pick_port
 start_server "$WORK/fleet3" --p12 legacy
 dev3=$WORK/dev3
 device_config "$dev3" "$WORK/fleet3/credentials.zip"
-"$OTAD_BIN/otad" -c "$dev3/sota.toml" once 2>"$dev3/log" || { cat "$dev3/log"; fail "3DES fleet archive / RC2-40 device archive"; }
+"$OTAD_BIN/otad" -c "$dev3/sota.toml" --no-updates once 2>"$dev3/log" || { cat "$dev3/log"; fail "3DES fleet archive / RC2-40 device archive"; }
 pass "3DES fleet archive and RC2-40 device archive"

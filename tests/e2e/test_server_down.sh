@@ -7,7 +7,7 @@ setup_test
 new_fleet "$WORK/fleet"
 device_config "$WORK/d" "$WORK/fleet/credentials.zip"
 
-"$OTAD_BIN/otad" -c "$WORK/d/sota.toml" --retry-cap 2 --retries 20 once 2>"$WORK/d/log" &
+"$OTAD_BIN/otad" -c "$WORK/d/sota.toml" --retry-cap 2 --retries 20 --no-updates once 2>"$WORK/d/log" &
 pid=$!
 sleep 2.5
 start_server "$WORK/fleet"
@@ -23,7 +23,7 @@ stop_server
 # Two 503s on /devices and one 500 on /director/ecus, then success.
 start_server "$WORK/fleet" --faults "503@/devices:2,500@/director/ecus:1"
 device_config "$WORK/e" "$WORK/fleet/credentials.zip"
-"$OTAD_BIN/otad" -c "$WORK/e/sota.toml" --retry-cap 1 once 2>"$WORK/e/log" || { cat "$WORK/e/log"; fail "5xx run"; }
+"$OTAD_BIN/otad" -c "$WORK/e/sota.toml" --retry-cap 1 --no-updates once 2>"$WORK/e/log" || { cat "$WORK/e/log"; fail "5xx run"; }
 [ "$(grep -c 'server answered HTTP 503' "$WORK/e/log")" = 2 ] || fail "expected two 503 lines"
 grep -q 'POST /director/ecus: server answered HTTP 500' "$WORK/e/log" || fail "expected the 500 line"
 n=$("$OTAD_BIN/server/ota-server" devices "$WORK/fleet" --json | grep -c '"uuid"')
@@ -35,7 +35,7 @@ pass "5xx answers: retried with backoff, then provisioned"
 stop_server
 start_server "$WORK/fleet" --faults "403@/devices:1"
 device_config "$WORK/f" "$WORK/fleet/credentials.zip"
-if "$OTAD_BIN/otad" -c "$WORK/f/sota.toml" --retry-cap 1 once 2>"$WORK/f/log"; then fail "403 accepted"; fi
+if "$OTAD_BIN/otad" -c "$WORK/f/sota.toml" --retry-cap 1 --no-updates once 2>"$WORK/f/log"; then fail "403 accepted"; fi
 grep -q 'server rejected the request: HTTP 403' "$WORK/f/log" || { cat "$WORK/f/log"; fail "no 403 message"; }
 grep -q "retrying" "$WORK/f/log" && fail "a 403 was retried"
 [ ! -e "$WORK/f/storage/pkey.pem" ] || fail "credentials stored after 403"

@@ -8,7 +8,7 @@ new_fleet "$WORK/genuine"
 new_fleet "$WORK/impostor" # same host and port, different CAs
 start_server "$WORK/impostor"
 device_config "$WORK/d" "$WORK/genuine/credentials.zip"
-if "$OTAD_BIN/otad" -c "$WORK/d/sota.toml" --retry-cap 1 --retries 2 once 2>"$WORK/d/log"; then
+if "$OTAD_BIN/otad" -c "$WORK/d/sota.toml" --retry-cap 1 --retries 2 --no-updates once 2>"$WORK/d/log"; then
 	fail "the device provisioned against a server of another fleet"
 fi
 grep -q "not signed by the pinned CA" "$WORK/d/log" || { cat "$WORK/d/log"; fail "no message about the untrusted server"; }
@@ -25,11 +25,11 @@ pass "wrong server CA: refused before any request ($(grep -o 'provisioning faile
 stop_server
 start_server "$WORK/genuine"
 device_config "$WORK/e" "$WORK/genuine/credentials.zip"
-"$OTAD_BIN/otad" -c "$WORK/e/sota.toml" once 2>"$WORK/e/log" || { cat "$WORK/e/log"; fail "genuine provisioning"; }
+"$OTAD_BIN/otad" -c "$WORK/e/sota.toml" --no-updates once 2>"$WORK/e/log" || { cat "$WORK/e/log"; fail "genuine provisioning"; }
 stop_server
 start_server "$WORK/impostor"
 rm "$WORK/e/storage/is_registered" # forces an ECU registration call with the device identity
-if "$OTAD_BIN/otad" -c "$WORK/e/sota.toml" --retries 1 --retry-cap 1 once 2>"$WORK/e/log2"; then fail "talked to the impostor"; fi
+if "$OTAD_BIN/otad" -c "$WORK/e/sota.toml" --retries 1 --retry-cap 1 --no-updates once 2>"$WORK/e/log2"; then fail "talked to the impostor"; fi
 grep -q "not signed by the pinned CA" "$WORK/e/log2" || { cat "$WORK/e/log2"; fail "no message (pinned root)"; }
 [ -s "$WORK/e/storage/pkey.pem" ] || fail "credentials lost after refusing the impostor"
 pass "pinned root: a provisioned device refuses an impostor and keeps its credentials"

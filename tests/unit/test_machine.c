@@ -48,10 +48,11 @@ static void test_failure_paths(void **state) {
   assert_int_equal(t.to, ST_FAILED);
   assert_true(machine_step(ST_ECU_REGISTERING, EV_GIVE_UP, &t));
   assert_int_equal(t.to, ST_FAILED);
-  /* Failed accepts nothing; provisioned only a change of the [import] credentials. */
+  /* Failed accepts nothing; provisioned only a change of the [import] credentials and
+   * the start of the update cycle. */
   for (int e = 0; e < EV__COUNT; e++) {
     assert_int_equal(machine_step(ST_PROVISIONED, (enum dev_event)e, &t),
-                     e == EV_CREDENTIALS_CHANGED);
+                     e == EV_CREDENTIALS_CHANGED || e == EV_POLL);
     assert_false(machine_step(ST_FAILED, (enum dev_event)e, &t));
   }
   assert_true(machine_step(ST_PROVISIONED, EV_CREDENTIALS_CHANGED, &t));
@@ -80,18 +81,55 @@ static void test_names_roundtrip(void **state) {
   assert_string_equal(machine_state_name((enum dev_state)99), "?");
 }
 
-/* Every non-final state must be able to leave through a failure and a retry. */
+/* Every state that talks to the server retries transient errors in place and can give
+ * up; downloading gives up into a report, installing does no network I/O. */
 static void test_every_state_can_fail(void **state) {
   (void)state;
   transition t;
-  for (int s = 0; s < ST__COUNT; s++) {
-    if (machine_state_is_final(s)) continue;
+  const enum dev_state talkers[] = {ST_UNPROVISIONED, ST_REGISTERING, ST_ECU_REGISTERING,
+                                    ST_POLLING};
+  for (size_t i = 0; i < sizeof(talkers) / sizeof(talkers[0]); i++) {
+    enum dev_state s = talkers[i];
     assert_true(machine_step(s, EV_GIVE_UP, &t));
     assert_int_equal(t.to, ST_FAILED);
     assert_true(machine_step(s, EV_TRANSIENT_ERROR, &t));
     assert_int_equal(t.to, s);
     assert_true(machine_step(s, EV_RETRY, &t));
   }
+}
+
+/* The update cycle: poll, download, install, report, idle. */
+static void test_update_cycle(void **state) {
+  (void)state;
+  transition t;
+  assert_true(machine_step(ST_PROVISIONED, EV_POLL, &t));
+  assert_int_equal(t.to, ST_POLLING);
+  assert_int_equal(t.action, ACT_POLL);
+  assert_true(machine_step(ST_POLLING, EV_NO_UPDATE, &t));
+  assert_int_equal(t.action, ACT_IDLE);
+  assert_true(machine_step(ST_POLLING, EV_UPDATE_AVAILABLE, &t));
+  assert_int_equal(t.to, ST_DOWNLOADING);
+  assert_true(machine_step(ST_DOWNLOADING, EV_DOWNLOADED, &t));
+  assert_int_equal(t.to, ST_INSTALLING);
+  assert_true(machine_step(ST_INSTALLING, EV_INSTALLED, &t));
+  assert_int_equal(t.to, ST_POLLING);
+  assert_int_equal(t.action, ACT_REPORT);
+  assert_true(machine_step(ST_POLLING, EV_REPORTED, &t));
+  assert_int_equal(t.action, ACT_IDLE);
+  /* failures are reported, never installed */
+  assert_true(machine_step(ST_POLLING, EV_VERIFICATION_FAILED, &t));
+  assert_int_equal(t.to, ST_POLLING);
+  assert_int_equal(t.action, ACT_REPORT);
+  assert_true(machine_step(ST_DOWNLOADING, EV_DOWNLOAD_FAILED, &t));
+  assert_int_equal(t.action, ACT_REPORT);
+  assert_true(machine_step(ST_DOWNLOADING, EV_GIVE_UP, &t));
+  assert_int_equal(t.to, ST_POLLING);
+  assert_true(machine_step(ST_DOWNLOADING, EV_RETRY, &t));
+  assert_int_equal(t.action, ACT_DOWNLOAD);
+  assert_true(machine_step(ST_INSTALLING, EV_INSTALL_FAILED, &t));
+  assert_int_equal(t.action, ACT_REPORT);
+  assert_false(machine_step(ST_INSTALLING, EV_TRANSIENT_ERROR, &t));
+  assert_false(machine_step(ST_DOWNLOADING, EV_INSTALLED, &t));
 }
 
 static char *tmpfile_path(void) {
@@ -277,6 +315,7 @@ int main(void) {
       cmocka_unit_test(test_failure_paths),
       cmocka_unit_test(test_names_roundtrip),
       cmocka_unit_test(test_every_state_can_fail),
+      cmocka_unit_test(test_update_cycle),
       cmocka_unit_test(test_journal_roundtrip),
       cmocka_unit_test(test_replay_catches_divergence),
       cmocka_unit_test(test_replay_torn_tail),

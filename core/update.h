@@ -1,0 +1,65 @@
+/* update.h - what a device knows about an update while it handles one.
+ *
+ * Allocated when the device first polls (device.upd), so a device that never updates (or a
+ * fleet device between cycles) pays nothing for it. The target is copied out of verified
+ * director metadata; the result is the installation report the next manifest carries.
+ */
+#ifndef OTAD_UPDATE_H
+#define OTAD_UPDATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../core/uptane.h"
+
+/* Result codes of an installation report (PROTOCOL.md section 5). */
+#define UPDATE_OK "OK"
+#define UPDATE_ALREADY_PROCESSED "ALREADY_PROCESSED"
+#define UPDATE_VERIFICATION_FAILED "VERIFICATION_FAILED"
+#define UPDATE_INSTALL_FAILED "INSTALL_FAILED"
+#define UPDATE_DOWNLOAD_FAILED "DOWNLOAD_FAILED"
+#define UPDATE_INTERNAL_ERROR "INTERNAL_ERROR"
+#define UPDATE_NEED_COMPLETION "NEED_COMPLETION"
+
+/* The target the director assigned to the primary ECU, as verified. */
+typedef struct update_target {
+  char name[256];
+  char sha256[65];   /* lower-case hex; "" if the metadata lists none */
+  char sha512[129];  /* lower-case hex; "" if none */
+  uint64_t length;
+  char uri[1024];    /* custom.uri of the image target, "" = {repo}/targets/NAME */
+  char format[16];   /* custom.targetFormat: BINARY / OSTREE, "" unknown */
+  char version[64];  /* custom.version, "" unknown */
+  char correlation_id[128];
+} update_target;
+
+/* The outcome of an attempt, waiting to be reported in the next manifest. */
+typedef struct update_result {
+  bool pending;
+  bool success;
+  char code[32];         /* UPDATE_OK, UPDATE_INSTALL_FAILED, ... */
+  char description[256];
+  char correlation_id[128];
+  char target[256];
+} update_result;
+
+typedef struct device_update {
+  uptane_director director; /* trusted director metadata */
+  uptane_image image;       /* trusted image repository metadata */
+  bool trusted_loaded;      /* restored from storage this run */
+  update_target target;     /* the update being handled */
+  update_result result;
+  int report_counter;
+  /* polling.c's own state: where the metadata walk of this cycle stands */
+  int step;                 /* enum poll_step in polling.c */
+  char need[UPTANE_MAX_NAME + 1]; /* the delegation being fetched */
+  bool cycle_failed;        /* this cycle's update failed (once: exit 1) */
+  /* downloading.c's own state */
+  int fd;                   /* the .part file, -1 when closed */
+  uint64_t received;        /* bytes in the .part file */
+  void *hash;               /* downloading.c's private state: running hashes, file (owns) */
+  char *part_path;
+  char *image_path;         /* final path once downloaded and verified */
+} device_update;
+
+#endif

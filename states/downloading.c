@@ -1,0 +1,700 @@
+/* downloading.c - the assigned target, streamed to [pacman] images_path.
+ *
+ * The body goes from curl's buffer straight to a `.part` file (O_APPEND) and into a
+ * running SHA-256/512, so memory does not grow with the target. The `.part` file is named
+ * after the target's hash, so an interrupted download is found again by the next attempt
+ * (a retry after a network error, or the next run): its bytes are hashed afresh on the
+ * thread pool (the hash state is not persisted) and the rest is asked for with Range. A
+ * server that answers 200 instead of 206 sends the whole image: the file is truncated
+ * and the body taken from byte 0. Within one run the running hash survives a retry, so a
+ * flaky link does not re-read the file each time.
+ *
+ * The transfer ends as soon as the image would grow past the length the verified
+ * metadata declares (http.c's max_total), and when it crawls below 100 bytes/s for a
+ * minute. A complete file is verified against every hash the metadata lists, then
+ * fsync'ed and renamed to its final name on the thread pool. Outcomes:
+ *   downloaded       d->upd->image_path is the verified image;
+ *   download_failed  d->upd->result filled (DOWNLOAD_FAILED: too long, hash mismatch,
+ *                    4xx, disk full, untrusted server) and the .part file deleted;
+ *   transient_error  network, 5xx, short body: the .part file is kept and the retry
+ *                    resumes it (the result is pre-filled in case the retries run out).
+ *
+ * Private state hangs on d->upd->hash (a dl_state); downloading_release() frees it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "../transport/hash.h"
+#include "states.h"
+
+#define LOW_SPEED_LIMIT 100   /* bytes/s ... */
+#define LOW_SPEED_TIME 60     /* ... for a minute ends a transfer (PROTOCOL.md section 7) */
+#define PROGRESS_MIN_MS 2000  /* no more than one progress line per 2 s, */
+#define PROGRESS_IDLE_MS 10000 /* one at every 10 % or after 10 s without one */
+
+enum dl_job { JOB_REHASH, JOB_VERIFY_FINAL, JOB_FINISH };
+
+typedef struct dl_state {
+  hash_ctx h;           /* bytes [0, received) of the .part file, when h_valid */
+  bool h_valid;
+  char *final_path;     /* images_path/<sha256>: where the verified image goes */
+  enum dl_job job;      /* what the thread pool does (d->work) */
+  uint64_t job_len;     /* JOB_REHASH: bytes of the .part file to hash */
+  char got256[65], got512[129]; /* JOB_VERIFY_FINAL: the final file's digests */
+  char why[160];        /* the sink's reason for stopping a transfer */
+  uint64_t t_start, t_last_log, start_bytes; /* progress of the current transfer */
+  int last_decile;
+} dl_state;
+
+void downloading_release(device *d);
+
+static void start_transfer(device *d);
+static void verify_complete(device *d);
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static dl_state *dl_get(device_update *u) {
+  if (!u->hash) {
+    u->hash = calloc(1, sizeof(dl_state));
+    u->fd = -1; /* first use: the field was never set by us */
+  }
+  return u->hash;
+}
+
+static void close_part(device_update *u) {
+  if (u->part_path && u->fd >= 0) close(u->fd);
+  u->fd = -1;
+}
+
+static void forget_hash(dl_state *s) {
+  hash_free(&s->h);
+  s->h_valid = false;
+}
+
+/* Deletes the .part file and everything known about it. */
+static void discard_part(device_update *u) {
+  dl_state *s = u->hash;
+  close_part(u);
+  if (u->part_path) unlink(u->part_path);
+  u->received = 0;
+  if (s) forget_hash(s);
+}
+
+void downloading_release(device *d) {
+  device_update *u = d->upd;
+  if (!u) return;
+  dl_state *s = u->hash;
+  close_part(u);
+  if (s) {
+    forget_hash(s);
+    free(s->final_path);
+    free(s);
+  }
+  u->hash = NULL;
+  free(u->part_path);
+  free(u->image_path);
+  u->part_path = u->image_path = NULL;
+  u->received = 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp)) return ENAMETOOLONG;
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return errno;
+    *p = '/';
+  }
+  if (mkdir(tmp, mode) != 0 && errno != EEXIST) return errno;
+  struct stat st;
+  if (stat(tmp, &st) != 0) return errno;
+  return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+static void fsync_dir_of(const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof(dir), "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash) return;
+  *slash = 0;
+  int fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  fsync(fd);
+  close(fd);
+}
+
+static double mib(uint64_t n) { return (double)n / (1024.0 * 1024.0); }
+
+/* [pacman] images_path, else <storage>/images (aktualizr: /var/sota/images). Heap. */
+static char *images_dir(const otad_config *c) {
+  if (c->images_path && c->images_path[0]) return strdup(c->images_path);
+  return device_url(c->storage_path ? c->storage_path : "/var/sota", "images");
+}
+
+/* The file name of a target: its sha256 (or sha512), else its name made safe. */
+static void file_base(const update_target *t, char *out, size_t n) {
+  if (t->sha256[0] || t->sha512[0]) {
+    snprintf(out, n, "%s", t->sha256[0] ? t->sha256 : t->sha512);
+    return;
+  }
+  size_t j = 0;
+  for (const char *p = t->name; *p && j + 1 < n; p++) {
+    char c = *p;
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || (c == '.' && j > 0);
+    out[j++] = ok ? c : '_';
+  }
+  out[j] = 0;
+  if (!j) snprintf(out, n, "target");
+}
+
+/* {repo}/targets/NAME with NAME percent-encoded except A-Za-z0-9-._~/, or custom.uri. */
+static char *target_url(device *d) {
+  const update_target *t = &d->upd->target;
+  if (t->uri[0]) return strdup(t->uri);
+  char *repo = d->o.cfg->repo_server ? strdup(d->o.cfg->repo_server)
+               : d->server_url       ? device_url(d->server_url, "repo")
+                                     : NULL;
+  if (!repo) return NULL;
+  size_t len = strlen(t->name);
+  char *path = malloc(sizeof("targets/") + 3 * len);
+  if (!path) {
+    free(repo);
+    return NULL;
+  }
+  char *o = path + sprintf(path, "targets/");
+  for (const unsigned char *p = (const unsigned char *)t->name; *p; p++) {
+    if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+        strchr("-._~/", *p))
+      *o++ = (char)*p;
+    else
+      o += sprintf(o, "%%%02X", *p);
+  }
+  *o = 0;
+  char *url = device_url(repo, path);
+  free(repo);
+  free(path);
+  return url;
+}
+
+/* Removes .part files of other targets (an abandoned assignment) from dir. */
+static void remove_stale_parts(device *d, const char *dir, const char *keep) {
+  DIR *dh = opendir(dir);
+  if (!dh) return;
+  const char *keep_base = strrchr(keep, '/') ? strrchr(keep, '/') + 1 : keep;
+  struct dirent *e;
+  while ((e = readdir(dh))) {
+    size_t n = strlen(e->d_name);
+    if (n <= 5 || strcmp(e->d_name + n - 5, ".part") != 0 || strcmp(e->d_name, keep_base) == 0)
+      continue;
+    if (unlinkat(dirfd(dh), e->d_name, 0) == 0)
+      device_log(d, LOG_INFO, "removed %s/%s, left by an earlier download", dir, e->d_name);
+  }
+  closedir(dh);
+}
+
+/* ---- outcomes ------------------------------------------------------------------------- */
+
+/* The outcome of a failed attempt, in memory only: should the retries run out, the report
+ * says why; a retry that succeeds replaces it (the stored report is polling.c's, for
+ * outcomes). */
+static void note_failure(device *d, const char *desc) {
+  update_result *res = &d->upd->result;
+  res->pending = true;
+  res->success = false;
+  snprintf(res->code, sizeof(res->code), "%s", UPDATE_DOWNLOAD_FAILED);
+  snprintf(res->description, sizeof(res->description), "%s", desc);
+  snprintf(res->correlation_id, sizeof(res->correlation_id), "%s",
+           d->upd->target.correlation_id);
+  snprintf(res->target, sizeof(res->target), "%s", d->upd->target.name);
+  d->upd->cycle_failed = true;
+}
+
+/* download_failed: nothing is kept, the report says why. */
+static void fail_download(device *d, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail_download(device *d, int err, const char *fmt, ...) {
+  char desc[sizeof(d->eb.msg)];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(desc, sizeof(desc), fmt, ap);
+  va_end(ap);
+  discard_part(d->upd);
+  polling_set_result(d, false, UPDATE_DOWNLOAD_FAILED, "%s", desc);
+  device_log(d, LOG_ERROR, "%s", desc);
+  device_fail_with(d, EV_DOWNLOAD_FAILED, err, "%s", desc);
+}
+
+/* transient_error: the .part file stays for the retry; should the retries run out, the
+ * report says why. */
+static void retry_download(device *d, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void retry_download(device *d, int err, const char *fmt, ...) {
+  char desc[sizeof(d->eb.msg)];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(desc, sizeof(desc), fmt, ap);
+  va_end(ap);
+  close_part(d->upd);
+  note_failure(d, desc);
+  device_fail_with(d, EV_TRANSIENT_ERROR, err, "%s", desc);
+}
+
+/* ---- the thread pool: re-hash a .part file, verify a final file, fsync + rename --------- */
+
+static void job_work(uv_work_t *w) {
+  device *d = w->data;
+  device_update *u = d->upd;
+  dl_state *s = u->hash;
+  const update_target *t = &u->target;
+  d->work_rc = 0;
+  d->work_eb.msg[0] = 0;
+  switch (s->job) {
+    case JOB_REHASH:
+      d->work_rc = hash_init(&s->h, t->sha256[0], t->sha512[0]);
+      if (!d->work_rc) d->work_rc = hash_fd(&s->h, u->fd, s->job_len, &d->work_eb);
+      break;
+    case JOB_VERIFY_FINAL: {
+      hash_ctx h;
+      int fd = open(s->final_path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        d->work_rc = otad_fail(&d->work_eb, OTAD_EIO, "%s: %s", s->final_path, strerror(errno));
+        break;
+      }
+      d->work_rc = hash_init(&h, t->sha256[0], t->sha512[0]);
+      if (!d->work_rc) d->work_rc = hash_fd(&h, fd, t->length, &d->work_eb);
+      if (!d->work_rc) d->work_rc = hash_final(&h, s->got256, s->got512);
+      hash_free(&h);
+      close(fd);
+      break;
+    }
+    case JOB_FINISH:
+      if (fsync(u->fd) != 0)
+        d->work_rc = otad_fail(&d->work_eb, errno == ENOSPC ? OTAD_ENOSPC : OTAD_EIO,
+                               "fsync %s: %s", u->part_path, strerror(errno));
+      else if (rename(u->part_path, s->final_path) != 0)
+        d->work_rc = otad_fail(&d->work_eb, OTAD_EIO, "renaming %s to %s: %s", u->part_path,
+                               s->final_path, strerror(errno));
+      else
+        fsync_dir_of(s->final_path);
+      break;
+  }
+}
+
+static bool hashes_match(const update_target *t, const char *got256, const char *got512) {
+  return (!t->sha256[0] || hash_hex_equal(got256, t->sha256)) &&
+         (!t->sha512[0] || hash_hex_equal(got512, t->sha512));
+}
+
+static void downloaded(device *d, const char *how) {
+  device_update *u = d->upd;
+  dl_state *s = u->hash;
+  free(u->image_path);
+  u->image_path = strdup(s->final_path);
+  if (!u->image_path) {
+    retry_download(d, OTAD_ENOMEM, "out of memory");
+    return;
+  }
+  const update_target *t = &u->target;
+  device_log(d, LOG_INFO, "downloaded %s to %s: %" PRIu64 " bytes, %s verified; %s", t->name,
+             u->image_path, t->length,
+             t->sha256[0] && t->sha512[0] ? "sha256 and sha512" : t->sha256[0] ? "sha256" : "sha512",
+             how);
+  device_fire(d, EV_DOWNLOADED, u->target.name);
+}
+
+static void job_done(uv_work_t *w, int status) {
+  device *d = w->data;
+  if (d->closing) {
+    if (d->upd) close_part(d->upd);
+    device_work_finished(d);
+    return;
+  }
+  d->work_busy = false;
+  if (status == UV_ECANCELED) return;
+  device_update *u = d->upd;
+  dl_state *s = u->hash;
+  const update_target *t = &u->target;
+  switch (s->job) {
+    case JOB_REHASH:
+      if (d->work_rc) { /* unreadable: drop it, the retry starts from byte 0 */
+        forget_hash(s);
+        discard_part(u);
+        retry_download(d, d->work_rc, "%s cannot be re-read (%s); deleted", u->part_path,
+                       d->work_eb.msg);
+        return;
+      }
+      u->received = s->job_len;
+      s->h_valid = true;
+      verify_complete(d);
+      return;
+    case JOB_VERIFY_FINAL:
+      if (!d->work_rc && hashes_match(t, s->got256, s->got512)) {
+        close_part(u);
+        if (u->part_path) unlink(u->part_path);
+        downloaded(d, "found complete from an earlier run");
+        return;
+      }
+      device_log(d, LOG_WARN, "%s does not hold %s (%s); downloading it again",
+                 s->final_path, t->name, d->work_rc ? d->work_eb.msg : "hash differs");
+      if (unlink(s->final_path) != 0 && errno != ENOENT) {
+        retry_download(d, OTAD_EIO, "cannot remove %s: %s", s->final_path, strerror(errno));
+        return;
+      }
+      downloading_start(d);
+      return;
+    case JOB_FINISH:
+      if (d->work_rc) {
+        retry_download(d, d->work_rc, "download of %s: %s", t->name, d->work_eb.msg);
+        return;
+      }
+      close_part(u);
+      s->h_valid = false;
+      uint64_t ms = uv_now(d->o.loop) - s->t_start;
+      char how[96];
+      snprintf(how, sizeof(how), "%.1f s, %.1f MiB/s", ms / 1000.0,
+               ms ? mib(u->received - s->start_bytes) * 1000.0 / (double)ms : 0.0);
+      downloaded(d, how);
+      return;
+  }
+}
+
+static void queue_job(device *d, enum dl_job job) {
+  dl_state *s = d->upd->hash;
+  s->job = job;
+  d->work.data = d;
+  d->work_busy = true;
+  int rc = uv_queue_work(d->o.loop, &d->work, job_work, job_done);
+  if (rc) {
+    d->work_busy = false;
+    retry_download(d, OTAD_ENOMEM, "cannot queue work on the thread pool: %s", uv_strerror(rc));
+  }
+}
+
+/* ---- the transfer ----------------------------------------------------------------------- */
+
+static void log_progress(device *d, bool force) {
+  device_update *u = d->upd;
+  dl_state *s = u->hash;
+  uint64_t now = uv_now(d->o.loop), len = u->target.length;
+  int decile = len ? (int)(u->received * 10 / len) : 10;
+  uint64_t since = now - s->t_last_log;
+  if (!force && (since < PROGRESS_MIN_MS || (decile == s->last_decile && since < PROGRESS_IDLE_MS)))
+    return;
+  uint64_t ms = now - s->t_start;
+  double rate = ms ? mib(u->received - s->start_bytes) * 1000.0 / (double)ms : 0.0;
+  device_log(d, LOG_INFO, "download %d%% (%.1f of %.1f MiB, %.1f MiB/s)",
+             len ? (int)(u->received * 100 / len) : 100, mib(u->received), mib(len), rate);
+  s->t_last_log = now;
+  s->last_decile = decile;
+}
+
+/* http.c's sink: body bytes to the .part file and the hash. */
+static int on_body(http_request *r, const uint8_t *data, size_t len) {
+  device *d = r->data;
+  device_update *u = d->upd;
+  dl_state *s = u->hash;
+  if (r->received == 0 && r->offset != u->received) {
+    /* asked for a range, got the whole image (200): start the file over */
+    device_log(d, LOG_INFO, "the server sent the whole image instead of the rest (HTTP %ld); "
+               "restarting at byte 0", r->status);
+    forget_hash(s);
+    if (ftruncate(u->fd, 0) != 0) {
+      snprintf(s->why, sizeof(s->why), "truncating %s: %s", u->part_path, strerror(errno));
+      return OTAD_EIO;
+    }
+    u->received = 0;
+    s->start_bytes = 0;
+    if (hash_init(&s->h, u->target.sha256[0], u->target.sha512[0]) != 0) return OTAD_ECRYPTO;
+    s->h_valid = true;
+  }
+  for (size_t off = 0; off < len;) {
+    ssize_t n = write(u->fd, data + off, len - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      snprintf(s->why, sizeof(s->why), "writing %s: %s", u->part_path, strerror(e));
+      forget_hash(s); /* the file may hold bytes the hash has not seen: re-read it */
+      return e == ENOSPC || e == EDQUOT ? OTAD_ENOSPC : OTAD_EIO;
+    }
+    off += (size_t)n;
+  }
+  if (hash_update(&s->h, data, len) != 0) {
+    forget_hash(s);
+    return OTAD_ECRYPTO;
+  }
+  u->received += len;
+  log_progress(d, false);
+  return 0;
+}
+
+/* Leaves d->req as other states expect it: no streaming options. */
+static void clear_stream_options(http_request *r) {
+  r->sink = NULL;
+  r->resume_from = 0;
+  r->max_total = 0;
+  r->low_speed_limit = r->low_speed_time = 0;
+  r->timeout_ms = 0;
+}
+
+static void on_transfer_done(http_request *r) {
+  device *d = r->data;
+  clear_stream_options(r);
+  if (r->err == OTAD_ECANCELED) {
+    if (d->upd) close_part(d->upd);
+    http_request_reset(r);
+    return;
+  }
+  device_update *u = d->upd;
+  dl_state *s = u->hash;
+  const update_target *t = &u->target;
+  int err = r->err;
+  long status = r->status;
+  char msg[sizeof(r->errmsg)];
+  snprintf(msg, sizeof(msg), "%s", s->why[0] ? s->why : r->errmsg);
+  char body[160] = ""; /* the start of an error reply, for the report */
+  if (!err && (status < 200 || status >= 300) && r->resp && r->resp_len) {
+    snprintf(body, sizeof(body), ": %.*s", (int)(r->resp_len < 120 ? r->resp_len : 120),
+             (const char *)r->resp);
+    for (char *p = body; *p; p++)
+      if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
+    for (size_t n = strlen(body); n > 2 && body[n - 1] == ' '; n--) body[n - 1] = 0;
+  }
+  const char *url = r->url;
+  http_request_reset(r);
+
+  if (err == OTAD_ETOOBIG) {
+    fail_download(d, err, "download of %s from %s: the image exceeds the declared length %" PRIu64
+                  " bytes; deleted", t->name, url, t->length);
+  } else if (err == OTAD_ENOSPC) {
+    fail_download(d, err, "download of %s: no space left for %" PRIu64 " bytes (%s); deleted",
+                  t->name, t->length, msg);
+  } else if (err == OTAD_EPEER) {
+    fail_download(d, err, "download of %s: the server at %s is not trusted (%s)", t->name, url,
+                  msg);
+  } else if (err == OTAD_EPROTO) {
+    discard_part(u); /* the server's ranges cannot be trusted: start over next time */
+    retry_download(d, err, "download of %s: %s", t->name, msg);
+  } else if (err) {
+    log_progress(d, true);
+    retry_download(d, err, "download of %s: %s (%s)", t->name, otad_strerror(err), msg);
+  } else if (status >= 200 && status < 300) {
+    if (u->received < t->length) {
+      retry_download(d, OTAD_EPROTO, "download of %s: the server sent %" PRIu64 " of %" PRIu64
+                     " bytes", t->name, u->received, t->length);
+      return;
+    }
+    if (u->received > 1024 * 1024) log_progress(d, true);
+    verify_complete(d);
+  } else if (status == 416) {
+    discard_part(u);
+    retry_download(d, OTAD_EPROTO, "download of %s: the server cannot resume at byte %" PRIu64
+                   " (HTTP 416); starting over", t->name, s->start_bytes);
+  } else if (status >= 500 || status == 408 || status == 429) {
+    retry_download(d, OTAD_EHTTP5XX, "download of %s: server answered HTTP %ld%s", t->name,
+                   status, body);
+  } else {
+    fail_download(d, OTAD_EHTTP4XX, "download of %s from %s: HTTP %ld%s", t->name, url, status,
+                  body);
+  }
+}
+
+static void start_transfer(device *d) {
+  device_update *u = d->upd;
+  dl_state *s = u->hash;
+  const update_target *t = &u->target;
+  char *url = target_url(d);
+  if (!url) {
+    fail_download(d, OTAD_ECONFIG, "download of %s: no image repository URL is known", t->name);
+    return;
+  }
+  free(d->req_url);
+  d->req_url = url;
+  http_request *r = &d->req;
+  r->method = "GET";
+  r->url = url;
+  r->content_type = NULL;
+  r->body = NULL;
+  r->body_len = 0;
+  r->cert_pem = d->creds.cert_pem;
+  r->key_pem = d->creds.key_pem;
+  r->ca_pem = d->creds.ca_pem;
+  r->max_response = HTTP_DEFAULT_MAX_RESPONSE; /* for an error reply */
+  r->timeout_ms = -1;                          /* the low-speed floor instead */
+  r->connect_timeout_ms = 0;
+  r->sink = on_body;
+  r->resume_from = u->received;
+  r->max_total = t->length;
+  r->low_speed_limit = LOW_SPEED_LIMIT;
+  r->low_speed_time = LOW_SPEED_TIME;
+  r->done = on_transfer_done;
+  r->data = d;
+  s->why[0] = 0;
+  s->t_start = s->t_last_log = uv_now(d->o.loop);
+  s->start_bytes = u->received;
+  s->last_decile = t->length ? (int)(u->received * 10 / t->length) : 10;
+  if (u->received)
+    device_log(d, LOG_INFO, "resuming %s at byte %" PRIu64 " of %" PRIu64 " (%.1f MiB) from %s",
+               t->name, u->received, t->length, mib(t->length), url);
+  else
+    device_log(d, LOG_INFO, "downloading %s (%" PRIu64 " bytes, %.1f MiB) from %s", t->name,
+               t->length, mib(t->length), url);
+  int rc = http_start(d->o.http, r);
+  if (rc) {
+    clear_stream_options(r);
+    retry_download(d, rc, "cannot start the download of %s: %s", t->name, otad_strerror(rc));
+  }
+}
+
+/* Every byte is here (or the file was complete already): check the hashes, then fsync and
+ * rename on the thread pool. */
+static void verify_complete(device *d) {
+  device_update *u = d->upd;
+  dl_state *s = u->hash;
+  const update_target *t = &u->target;
+  if (u->received < t->length) {
+    start_transfer(d);
+    return;
+  }
+  char got256[65], got512[129];
+  int rc = hash_final(&s->h, got256, got512);
+  s->h_valid = false;
+  if (rc) {
+    retry_download(d, rc, "download of %s: hashing failed", t->name);
+    return;
+  }
+  if (!hashes_match(t, got256, got512)) {
+    bool bad256 = t->sha256[0] && !hash_hex_equal(got256, t->sha256);
+    fail_download(d, OTAD_ECRYPTO, "download of %s: hash mismatch: %s of the %" PRIu64
+                  " bytes received is %s, the metadata says %s; deleted", t->name,
+                  bad256 ? "sha256" : "sha512", u->received, bad256 ? got256 : got512,
+                  bad256 ? t->sha256 : t->sha512);
+    return;
+  }
+  queue_job(d, JOB_FINISH);
+}
+
+void downloading_start(device *d) {
+  device_update *u = d->upd;
+  d->eb.msg[0] = 0;
+  if (!u) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_EINVAL, "bug: nothing to download");
+    return;
+  }
+  dl_state *s = dl_get(u);
+  if (!s) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
+    return;
+  }
+  const update_target *t = &u->target;
+  if (!t->sha256[0] && !t->sha512[0]) {
+    fail_download(d, OTAD_EINVAL, "target %s lists no sha256 or sha512 hash to verify it by",
+                  t->name);
+    return;
+  }
+  char *dir = images_dir(d->o.cfg), base[140], *part = NULL, *fin = NULL;
+  file_base(t, base, sizeof(base));
+  if (dir && asprintf(&part, "%s/%s.part", dir, base) < 0) part = NULL;
+  if (dir && asprintf(&fin, "%s/%s", dir, base) < 0) fin = NULL;
+  if (!dir || !part || !fin) {
+    free(dir);
+    free(part);
+    free(fin);
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
+    return;
+  }
+  int e = mkdir_p(dir, 0755);
+  if (e) {
+    retry_download(d, OTAD_EIO, "cannot create the images directory %s: %s", dir, strerror(e));
+    free(dir);
+    free(part);
+    free(fin);
+    return;
+  }
+  if (!u->part_path || strcmp(u->part_path, part) != 0) { /* another target than before */
+    close_part(u);
+    forget_hash(s);
+    u->received = 0;
+    free(u->part_path);
+    u->part_path = part;
+    free(s->final_path);
+    s->final_path = fin;
+    remove_stale_parts(d, dir, part);
+  } else {
+    free(part);
+    free(fin);
+  }
+  free(dir);
+  free(u->image_path);
+  u->image_path = NULL;
+
+  /* A complete image from an earlier run (renamed, then the agent stopped)? */
+  struct stat st;
+  if (lstat(s->final_path, &st) == 0) {
+    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == t->length) {
+      queue_job(d, JOB_VERIFY_FINAL);
+      return;
+    }
+    unlink(s->final_path);
+  }
+
+  if (u->fd < 0) {
+    u->fd = open(u->part_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (u->fd < 0) {
+      retry_download(d, errno == ENOSPC ? OTAD_ENOSPC : OTAD_EIO, "cannot open %s: %s",
+                     u->part_path, strerror(errno));
+      return;
+    }
+  }
+  if (fstat(u->fd, &st) != 0) {
+    retry_download(d, OTAD_EIO, "%s: %s", u->part_path, strerror(errno));
+    return;
+  }
+  uint64_t size = (uint64_t)st.st_size;
+  if (size > t->length) { /* not this image: start over */
+    device_log(d, LOG_WARN, "%s holds %" PRIu64 " bytes, more than the %" PRIu64
+               " declared; starting over", u->part_path, size, t->length);
+    if (ftruncate(u->fd, 0) != 0) {
+      retry_download(d, OTAD_EIO, "truncating %s: %s", u->part_path, strerror(errno));
+      return;
+    }
+    forget_hash(s);
+    size = 0;
+  }
+  struct statvfs vfs; /* refuse early what cannot fit, as aktualizr does */
+  uint64_t need = t->length - size;
+  if (fstatvfs(u->fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < need) {
+    fail_download(d, OTAD_ENOSPC, "download of %s: not enough space for %s: %" PRIu64
+                  " bytes needed, %" PRIu64 " free", t->name, u->part_path, need,
+                  (uint64_t)vfs.f_bavail * vfs.f_frsize);
+    return;
+  }
+  if (s->h_valid && u->received == size) { /* our own bytes from the last attempt */
+    verify_complete(d);
+    return;
+  }
+  forget_hash(s);
+  if (size > 0) { /* left by an earlier run: hash it off the loop, then resume */
+    s->job_len = size;
+    queue_job(d, JOB_REHASH);
+    return;
+  }
+  if (hash_init(&s->h, t->sha256[0], t->sha512[0]) != 0) {
+    retry_download(d, OTAD_ECRYPTO, "cannot start hashing");
+    return;
+  }
+  s->h_valid = true;
+  u->received = 0;
+  verify_complete(d);
+}
