@@ -93,6 +93,7 @@ static const config_key config_keys[] = {
 
     KEY("pacman", "type", KIND_STRING, pacman_type),
     KEY("pacman", "images_path", KIND_STRING, images_path),
+    KEY("pacman", "install_command", KIND_STRING, pacman_install_command),
     IGNORED("pacman", "os"),
     IGNORED("pacman", "sysroot"),
     IGNORED("pacman", "ostree_server"),
@@ -790,6 +791,12 @@ int config_finish(otad_config *cfg, otad_errbuf *eb) {
   rc |= default_str(&cfg->p12_password, "");
   rc |= default_str(&cfg->storage_path, "/var/sota");
   rc |= default_str(&cfg->import_base_path, "/var/sota/import");
+  if (!cfg->images_path && cfg->storage_path) { /* beside the store (aktualizr: /var/sota/images) */
+    size_t n = strlen(cfg->storage_path) + sizeof("/images");
+    cfg->images_path = malloc(n);
+    if (cfg->images_path) snprintf(cfg->images_path, n, "%s/images", cfg->storage_path);
+    else rc |= OTAD_ENOMEM;
+  }
   rc |= default_str(&cfg->import_tls_cacert_path, "root.crt");
   rc |= default_str(&cfg->import_tls_clientcert_path, "client.pem");
   rc |= default_str(&cfg->import_tls_pkey_path, "pkey.pem");

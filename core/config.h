@@ -54,8 +54,9 @@ typedef struct otad_config {
   char *key_source;      /* "file" (default) | "pkcs11" */
   enum uptane_key_type key_type;
   /* [pacman] */
-  char *pacman_type;
-  char *images_path;
+  char *pacman_type;          /* none (default), archive, command */
+  char *images_path;          /* default /var/sota/images */
+  char *pacman_install_command; /* type = command: the program run as CMD IMAGE TARGET */
   /* [storage] */
   char *storage_path; /* default /var/sota */
   /* [import] */
