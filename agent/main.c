@@ -2,7 +2,8 @@
  *
  * Data flows one way: the command line and sota.toml make an otad_config; the config makes
  * one device; the device's state machine uses transport/ and storage/. `once` exits when
- * the device reaches a final state; `daemon` stays up (SIGTERM/SIGINT end it cleanly).
+ * the device reaches a final state; `daemon` stays up (SIGTERM/SIGINT end it cleanly);
+ * `check` runs one cycle up to the verified metadata and prints what is available.
  */
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -15,6 +16,7 @@
 #include "core/config.h"
 #include "core/device.h"
 #include "core/log.h"
+#include "states/installing.h"
 #include "storage/store.h"
 #include "transport/http.h"
 #include "transport/tls.h"
@@ -29,6 +31,8 @@ static const char usage_text[] =
     "Commands:\n"
     "  once          provision the device if needed, run one update cycle, then exit\n"
     "                (0 when provisioned and the cycle found nothing to do or installed)\n"
+    "  check         provision if needed, verify the metadata and print the update available\n"
+    "                (name, version, length) or \"no update\"; downloads nothing\n"
     "  daemon        provision, then poll every [uptane] polling_sec until SIGTERM/SIGINT\n"
     "  status        print device ID, provisioning state, server and certificate expiry\n"
     "\n"
@@ -45,12 +49,12 @@ static const char usage_text[] =
     "                           (default: STORAGE/journal.jsonl; 'none' to disable)\n"
     "      --retries N          once: transient failures tolerated in a row (default 8)\n"
     "      --retry-cap SECONDS  longest delay between retries (default 60)\n"
-    "      --json               status: print JSON\n"
+    "      --json               status, check: print JSON\n"
     "      --no-updates         provision only: do not poll for updates\n"
     "  -h, --help               this text\n"
     "  -V, --version            print the version\n"
     "\n"
-    "Exit status: 0 success, 1 provisioning failed (the log says why),\n"
+    "Exit status: 0 success, 1 provisioning or the update cycle failed (the log says why),\n"
     "2 usage or configuration error, 3 status: device not provisioned.\n";
 
 typedef struct agent {
@@ -61,6 +65,7 @@ typedef struct agent {
   device dev;
   uv_signal_t sigterm, sigint;
   int daemon;
+  int check;
   int no_updates;
   int exit_code;
   int stopping;
@@ -114,9 +119,12 @@ static int cmd_status(const otad_config *cfg, int json) {
   char *reg = store_read_string(st, STORE_ECU_REGISTERED);
   char *inst_js = store_read_string(st, STORE_INSTALLED_TARGET);
   char *report_js = store_read_string(st, STORE_INSTALL_REPORT);
+  char *pending_js = store_read_string(st, STORE_PENDING_TARGET);
   cJSON *inst = inst_js ? cJSON_Parse(inst_js) : NULL;
   cJSON *report = report_js ? cJSON_Parse(report_js) : NULL;
+  cJSON *pending = pending_js ? cJSON_Parse(pending_js) : NULL;
   const cJSON *iname = cJSON_GetObjectItemCaseSensitive(inst, "name");
+  const cJSON *pname = cJSON_GetObjectItemCaseSensitive(pending, "name");
   const cJSON *rcode = cJSON_GetObjectItemCaseSensitive(report, "code");
   const cJSON *rtarget = cJSON_GetObjectItemCaseSensitive(report, "target");
   const char *server = cfg->tls_server ? cfg->tls_server : url;
@@ -149,7 +157,8 @@ static int cmd_status(const otad_config *cfg, int json) {
     cJSON_AddStringToObject(o, "storage", cfg->storage_path);
     cJSON_AddItemToObject(o, "installed_target", inst ? inst : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "unreported_result", report ? report : cJSON_CreateNull());
-    inst = report = NULL; /* now owned by o */
+    cJSON_AddItemToObject(o, "pending_reboot", pending ? pending : cJSON_CreateNull());
+    inst = report = pending = NULL; /* now owned by o */
     char *s = cJSON_Print(o);
     printf("%s\n", s);
     free(s);
@@ -163,6 +172,8 @@ static int cmd_status(const otad_config *cfg, int json) {
     printf("expires:      %s\n", have_cert ? until : "-");
     printf("primary ECU:  %s%s%s\n", serial ? serial : "-", hwid ? " on " : "", hwid ? hwid : "");
     printf("installed:    %s\n", cJSON_IsString(iname) ? iname->valuestring : "-");
+    if (cJSON_IsString(pname))
+      printf("pending:      %s (installed; a reboot completes it)\n", pname->valuestring);
     if (cJSON_IsString(rcode))
       printf("to report:    %s (%s)\n", rcode->valuestring,
              cJSON_IsString(rtarget) ? rtarget->valuestring : "?");
@@ -170,8 +181,10 @@ static int cmd_status(const otad_config *cfg, int json) {
   }
   cJSON_Delete(inst);
   cJSON_Delete(report);
+  cJSON_Delete(pending);
   free(inst_js);
   free(report_js);
+  free(pending_js);
   free(id);
   free(cert);
   if (key) memset(key, 0, strlen(key));
@@ -184,7 +197,35 @@ static int cmd_status(const otad_config *cfg, int json) {
   return provisioned ? EXIT_OK : EXIT_NOT_PROVISIONED;
 }
 
-static int run_device(agent *a, const char *journal_path, int retries, int retry_cap_s) {
+/* otad check: what the verified metadata offers, on stdout. */
+static void print_check(const device *d, int json) {
+  const device_update *u = d->upd;
+  const update_target *t = u && u->check_available ? &u->target : NULL;
+  if (json) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "update_available", t != NULL);
+    if (t) {
+      cJSON_AddStringToObject(o, "name", t->name);
+      cJSON_AddStringToObject(o, "version", t->version);
+      cJSON_AddNumberToObject(o, "length", (double)t->length);
+      cJSON_AddStringToObject(o, "sha256", t->sha256);
+      cJSON_AddStringToObject(o, "correlation_id", t->correlation_id);
+    }
+    char *s = cJSON_Print(o);
+    if (s) printf("%s\n", s);
+    free(s);
+    cJSON_Delete(o);
+  } else if (t) {
+    printf("update available: %s\n", t->name);
+    printf("version:          %s\n", t->version[0] ? t->version : "-");
+    printf("length:           %llu bytes\n", (unsigned long long)t->length);
+  } else {
+    printf("no update\n");
+  }
+}
+
+static int run_device(agent *a, const char *journal_path, int retries, int retry_cap_s,
+                      int json) {
   otad_errbuf eb = {{0}};
   store *st = store_fs_open(a->cfg.storage_path, &eb);
   if (!st) {
@@ -216,7 +257,8 @@ static int run_device(agent *a, const char *journal_path, int retries, int retry
       .max_retries = a->daemon ? -1 : retries,
       .one_shot = !a->daemon,
       .watch_import = a->daemon,
-      .updates = !a->no_updates,
+      .updates = !a->no_updates || a->check,
+      .check_only = a->check,
       .done = on_device_done,
       .data = a,
   };
@@ -229,6 +271,7 @@ static int run_device(agent *a, const char *journal_path, int retries, int retry
   a->exit_code = -1;
   device_start(&a->dev);
   uv_run(a->loop, UV_RUN_DEFAULT);
+  if (a->check && a->exit_code == EXIT_OK) print_check(&a->dev, json);
   device_free(&a->dev);
   journal_close(a->jr);
   uv_loop_close(a->loop);
@@ -323,8 +366,9 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
   const char *cmd = argv[optind];
-  if (strcmp(cmd, "once") && strcmp(cmd, "daemon") && strcmp(cmd, "status")) {
-    fprintf(stderr, "otad: unknown command '%s' (once, daemon, status)\n", cmd);
+  if (strcmp(cmd, "once") && strcmp(cmd, "daemon") && strcmp(cmd, "status") &&
+      strcmp(cmd, "check")) {
+    fprintf(stderr, "otad: unknown command '%s' (once, check, daemon, status)\n", cmd);
     return EXIT_USAGE;
   }
 
@@ -347,7 +391,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "status") == 0) rc = cmd_status(&a.cfg, json);
   else {
     a.daemon = strcmp(cmd, "daemon") == 0;
-    rc = run_device(&a, journal_path, retries, retry_cap);
+    a.check = strcmp(cmd, "check") == 0;
+    rc = run_device(&a, journal_path, retries, retry_cap, json);
   }
   config_free(&a.cfg);
   curl_global_cleanup();

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../states/installing.h"
 #include "../states/states.h"
 #include "log.h"
 
@@ -125,6 +126,9 @@ static void run_action(device *d, enum dev_action a) {
       break;
     case ACT_INSTALL:
       installing_start(d);
+      break;
+    case ACT_COMPLETE:
+      installing_complete(d);
       break;
     case ACT_FAIL:
       d->t_done_ms = now_ms(d);

@@ -52,6 +52,9 @@ typedef struct device_opts {
                                  files change (checked every polling_sec) */
   bool quiet;                 /* log only warnings and errors (fleet) */
   bool updates;               /* once provisioned, poll for updates (else the run ends) */
+  bool check_only;            /* otad check: the first verified update ends the run
+                                 (d->upd->check_available); nothing is downloaded and no
+                                 pending installation is completed */
   device_done_fn done;
   void *data;                 /* the owner's */
 } device_opts;

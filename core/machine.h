@@ -10,6 +10,13 @@
  *        |   \--stored_provisioned--> provisioned <--ecus_registered-/
  *        \--config_error--> failed        (transient errors retry in place with backoff)
  *   provisioned --credentials_changed--> unprovisioned   ([import] files replaced)
+ *
+ * The update cycle (polling_sec apart in a daemon; `otad once` ends at idle):
+ *   provisioned --poll--> polling --update_available--> downloading --downloaded-->
+ *   installing --installed / install_failed / need_reboot--> polling (report) --reported-->
+ *   polling (idle) --poll--> polling ...
+ *   polling --rebooted--> installing (complete) --installed--> polling (report): the first
+ *   poll after a reboot finishes an installation that needed one (need_reboot).
  */
 #ifndef OTAD_MACHINE_H
 #define OTAD_MACHINE_H
@@ -51,7 +58,9 @@
   X(EV_DOWNLOAD_FAILED, "download_failed") /* hash/length mismatch, or gave up */      \
   X(EV_INSTALLED, "installed")         /* pacman succeeded */                          \
   X(EV_INSTALL_FAILED, "install_failed") /* pacman failed */                           \
-  X(EV_REPORTED, "reported")           /* the manifest with the report was accepted */ /* director accepted the ECUs */
+  X(EV_NEED_REBOOT, "need_reboot")     /* installed; a reboot completes it */           \
+  X(EV_REBOOTED, "rebooted")           /* first poll since a reboot that need_reboot awaited */ \
+  X(EV_REPORTED, "reported")           /* the manifest with the report was accepted */
 
 #define DEVICE_ACTIONS(X)                                                      \
   X(ACT_NONE, "none")                                                          \
@@ -67,6 +76,7 @@
   X(ACT_IDLE, "idle")               /* wait polling_sec (once: the run ends) */  \
   X(ACT_DOWNLOAD, "download")       /* stream the target to images_path */      \
   X(ACT_INSTALL, "install")         /* hand the image to the package manager */  \
+  X(ACT_COMPLETE, "complete")       /* the reboot happened: record it installed */ \
   X(ACT_REPORT, "report")           /* send the manifest with the report */      \
   X(ACT_FAIL, "fail")               /* failed: tell the owner */
 

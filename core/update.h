@@ -43,6 +43,8 @@ typedef struct update_result {
   char target[256];
 } update_result;
 
+struct device;
+
 typedef struct device_update {
   uptane_director director; /* trusted director metadata */
   uptane_image image;       /* trusted image repository metadata */
@@ -60,6 +62,18 @@ typedef struct device_update {
   void *hash;               /* downloading.c's private state: running hashes, file (owns) */
   char *part_path;
   char *image_path;         /* final path once downloaded and verified */
+  /* which events of this attempt are queued (events.h); cleared for each new target */
+  bool ev_download_started;
+  bool ev_download_done;
+  /* events.c's own state: a flush of the event queue in flight */
+  void (*events_then)(struct device *d); /* the action's next step once the flush ends */
+  int events_batch;         /* events per POST (halved on HTTP 413) */
+  int events_in_flight;     /* the oldest queued events, sent in the POST in flight */
+  char events_first_id[40]; /* the first of them: the queue must not have moved */
+  /* reboots and `otad check` */
+  bool boot_checked;        /* this run looked for an installation a reboot completed */
+  bool reboot_requested;    /* this run installed with need_reboot: reboot_command next */
+  bool check_available;     /* otad check: the verified target (in target) is available */
 } device_update;
 
 #endif

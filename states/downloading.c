@@ -19,6 +19,10 @@
  *   transient_error  network, 5xx, short body: the .part file is kept and the retry
  *                    resumes it (the result is pre-filled in case the retries run out).
  *
+ * Events: EcuDownloadStarted when an attempt begins (not again for its retries), then
+ * EcuDownloadCompleted with success once it ends (polling_report() queues the failure of
+ * an attempt whose retries ran out).
+ *
  * Private state hangs on d->upd->hash (a dl_state); downloading_release() frees it.
  */
 #include <dirent.h>
@@ -35,6 +39,7 @@
 
 #include "../core/log.h"
 #include "../transport/hash.h"
+#include "events.h"
 #include "states.h"
 
 #define LOW_SPEED_LIMIT 100   /* bytes/s ... */
@@ -206,6 +211,14 @@ static void remove_stale_parts(device *d, const char *dir, const char *keep) {
 
 /* ---- outcomes ------------------------------------------------------------------------- */
 
+/* EcuDownloadCompleted, once per attempt. */
+static void event_completed(device *d, enum event_success ok) {
+  device_update *u = d->upd;
+  if (!u->ev_download_started || u->ev_download_done) return;
+  u->ev_download_done = true;
+  events_queue(d, EVENT_DOWNLOAD_COMPLETED, u->target.correlation_id, ok);
+}
+
 /* The outcome of a failed attempt, in memory only: should the retries run out, the report
  * says why; a retry that succeeds replaces it (the stored report is polling.c's, for
  * outcomes). */
@@ -232,6 +245,7 @@ static void fail_download(device *d, int err, const char *fmt, ...) {
   va_end(ap);
   discard_part(d->upd);
   polling_set_result(d, false, UPDATE_DOWNLOAD_FAILED, "%s", desc);
+  event_completed(d, EVENT_FAILED);
   device_log(d, LOG_ERROR, "%s", desc);
   device_fail_with(d, EV_DOWNLOAD_FAILED, err, "%s", desc);
 }
@@ -311,6 +325,7 @@ static void downloaded(device *d, const char *how) {
              u->image_path, t->length,
              t->sha256[0] && t->sha512[0] ? "sha256 and sha512" : t->sha256[0] ? "sha256" : "sha512",
              how);
+  event_completed(d, EVENT_SUCCEEDED);
   device_fire(d, EV_DOWNLOADED, u->target.name);
 }
 
@@ -598,6 +613,10 @@ void downloading_start(device *d) {
     return;
   }
   const update_target *t = &u->target;
+  if (!u->ev_download_started) {
+    u->ev_download_started = true;
+    events_queue(d, EVENT_DOWNLOAD_STARTED, t->correlation_id, EVENT_NO_SUCCESS);
+  }
   if (!t->sha256[0] && !t->sha512[0]) {
     fail_download(d, OTAD_EINVAL, "target %s lists no sha256 or sha512 hash to verify it by",
                   t->name);

@@ -3,16 +3,20 @@
  *   none (or unset)  records the target as installed: simulation and tests;
  *   archive          unpacks a tar(.gz/.xz/.zst) or zip into images_path/installed/<version>
  *                    on the thread pool and switches images_path/installed/current to it;
- *   command          runs the install command (uv_spawn, no shell) with the image path and
- *                    the target name as arguments: exit 0 = installed, 100 = installed,
+ *   command          runs [pacman] install_command (uv_spawn, no shell) with the image path
+ *                    and the target name as arguments: exit 0 = installed, 100 = installed,
  *                    a reboot completes it (NEED_COMPLETION), anything else = failed.
- *                    The command comes from OTAD_INSTALL_COMMAND until sota.toml has a key
- *                    for it; it also gets OTAD_TARGET_NAME, OTAD_TARGET_VERSION,
- *                    OTAD_TARGET_SHA256 and OTAD_CORRELATION_ID in its environment.
+ *                    It also gets OTAD_TARGET_NAME, OTAD_TARGET_VERSION, OTAD_TARGET_SHA256
+ *                    and OTAD_CORRELATION_ID in its environment. (Without the key, the
+ *                    OTAD_INSTALL_COMMAND environment variable names it: the unit tests.)
  *
  * A success is recorded in the store (installed_target, or pending_target when a reboot
  * must complete it), so the next manifest names the image; d->upd->result carries the
- * report either way.
+ * report either way. Events: EcuInstallationStarted, then EcuInstallationCompleted (with
+ * success), or EcuInstallationApplied when a reboot completes it: then need_reboot is
+ * raised, [bootloader] reboot_command runs after the report, and the first poll of the
+ * next run (after the reboot) records the target as installed and reports OK
+ * (installing_complete, the action "complete").
  *
  * Archives come from the server, so their extraction trusts nothing in them (see
  * install_archive() in installing.h). libarchive's write-disk resolves relative names
@@ -42,6 +46,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "events.h"
 #include "states.h"
 
 #define EXIT_NEED_COMPLETION 100
@@ -430,7 +435,10 @@ static void install_failed(device *d, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(desc, sizeof(desc), fmt, ap);
   va_end(ap);
-  if (d->upd) polling_set_result(d, false, UPDATE_INSTALL_FAILED, "%s", desc);
+  if (d->upd) {
+    polling_set_result(d, false, UPDATE_INSTALL_FAILED, "%s", desc);
+    events_queue(d, EVENT_INSTALLATION_COMPLETED, d->upd->target.correlation_id, EVENT_FAILED);
+  }
   device_log(d, LOG_ERROR, "%s", desc);
   device_fail_with(d, EV_INSTALL_FAILED, OTAD_EIO, "%s", desc);
 }
@@ -476,17 +484,129 @@ static void install_succeeded(device *d, const char *code, const char *desc) {
     char desc2[sizeof(d->eb.msg)];
     snprintf(desc2, sizeof(desc2), "%s, but recording it failed: %s", desc, eb.msg);
     polling_set_result(d, false, UPDATE_INTERNAL_ERROR, "%s", desc2);
+    events_queue(d, EVENT_INSTALLATION_COMPLETED, u->target.correlation_id, EVENT_FAILED);
     device_log(d, LOG_ERROR, "%s", desc2);
     device_fail_with(d, EV_INSTALL_FAILED, rc, "%s", desc2);
     return;
   }
-  if (!complete) write_reboot_sentinel(d);
   /* as aktualizr: only OK counts as success; NEED_COMPLETION waits for the reboot, but
    * is no failure of this cycle */
   polling_set_result(d, complete, code, "%s", desc);
-  if (!complete) u->cycle_failed = false;
   device_log(d, LOG_INFO, "%s", desc);
-  device_fire(d, EV_INSTALLED, u->target.name);
+  if (complete) {
+    events_queue(d, EVENT_INSTALLATION_COMPLETED, u->target.correlation_id, EVENT_SUCCEEDED);
+    device_fire(d, EV_INSTALLED, u->target.name);
+    return;
+  }
+  write_reboot_sentinel(d);
+  u->cycle_failed = false;
+  u->reboot_requested = true;
+  events_queue(d, EVENT_INSTALLATION_APPLIED, u->target.correlation_id, EVENT_NO_SUCCESS);
+  device_fire(d, EV_NEED_REBOOT, u->target.name);
+}
+
+/* -- the installation a reboot completes -- */
+
+bool installing_reboot_completed(device *d, char *name, size_t n) {
+  char *js = store_read_string(d->o.st, STORE_PENDING_TARGET);
+  cJSON *o = js ? cJSON_Parse(js) : NULL;
+  free(js);
+  const cJSON *nm = cJSON_GetObjectItemCaseSensitive(o, "name");
+  snprintf(name, n, "%s", cJSON_IsString(nm) ? nm->valuestring : "");
+  bool pending = o != NULL;
+  cJSON_Delete(o);
+  if (!pending) return false;
+  const char *dir = d->o.cfg->reboot_sentinel_dir;
+  char path[PATH_MAX];
+  if (dir && dir[0] && snprintf(path, sizeof(path), "%s/need_reboot", dir) < (int)sizeof(path) &&
+      access(path, F_OK) == 0) {
+    device_log(d, LOG_INFO, "%s is installed and waits for a reboot (%s exists)", name, path);
+    return false;
+  }
+  return true;
+}
+
+static void copy_str(const cJSON *o, const char *key, char *out, size_t n) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  snprintf(out, n, "%s", cJSON_IsString(v) ? v->valuestring : "");
+}
+
+void installing_complete(device *d) {
+  d->eb.msg[0] = 0;
+  device_update *u = d->upd;
+  char *js = store_read_string(d->o.st, STORE_PENDING_TARGET);
+  cJSON *o = js ? cJSON_Parse(js) : NULL;
+  if (!o) {
+    free(js);
+    install_failed(d, "bug: no pending installation to complete");
+    return;
+  }
+  update_target *t = &u->target; /* the report and the events name it */
+  memset(t, 0, sizeof(*t));
+  copy_str(o, "name", t->name, sizeof(t->name));
+  copy_str(o, "sha256", t->sha256, sizeof(t->sha256));
+  copy_str(o, "sha512", t->sha512, sizeof(t->sha512));
+  copy_str(o, "version", t->version, sizeof(t->version));
+  copy_str(o, "correlation_id", t->correlation_id, sizeof(t->correlation_id));
+  const cJSON *len = cJSON_GetObjectItemCaseSensitive(o, "length");
+  t->length = cJSON_IsNumber(len) ? (uint64_t)len->valuedouble : 0;
+  cJSON_Delete(o);
+  /* the report first: until pending_target is gone, a crash only means completing again */
+  polling_set_result(d, true, UPDATE_OK, "installed %s: completed by a reboot", t->name);
+  otad_errbuf eb = {{0}};
+  int rc = store_write(d->o.st, STORE_INSTALLED_TARGET, js, strlen(js), false, &eb);
+  free(js);
+  if (!rc) rc = store_remove(d->o.st, STORE_PENDING_TARGET, &eb);
+  if (rc) {
+    install_failed(d, "completing %s after the reboot: %s", t->name, eb.msg);
+    return;
+  }
+  events_queue(d, EVENT_INSTALLATION_COMPLETED, t->correlation_id, EVENT_SUCCEEDED);
+  device_log(d, LOG_INFO, "installed %s: the reboot completed the installation", t->name);
+  device_fire(d, EV_INSTALLED, t->name);
+}
+
+typedef struct reboot_job {
+  uv_process_t proc;
+  char label[40];
+} reboot_job;
+
+static void free_reboot_job(uv_handle_t *h) { free(h->data); }
+
+static void reboot_exited(uv_process_t *p, int64_t status, int signal) {
+  reboot_job *j = p->data;
+  if (status || signal)
+    log_msg(LOG_WARN, j->label, "the reboot command ended with %s %d",
+            signal ? "signal" : "exit code", signal ? signal : (int)status);
+  uv_close((uv_handle_t *)p, free_reboot_job);
+}
+
+void installing_reboot(device *d) {
+  const char *cmd = d->o.cfg->reboot_command;
+  if (!cmd || !cmd[0]) {
+    device_log(d, LOG_INFO, "a reboot completes the installation (no [bootloader] "
+               "reboot_command: waiting for one)");
+    return;
+  }
+  reboot_job *j = calloc(1, sizeof(*j));
+  if (!j) {
+    device_log(d, LOG_ERROR, "cannot run the reboot command: out of memory");
+    return;
+  }
+  snprintf(j->label, sizeof(j->label), "%s", d->label);
+  j->proc.data = j;
+  char *args[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+  uv_stdio_container_t stdio[3] = {
+      {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD, .data.fd = 1},
+      {.flags = UV_INHERIT_FD, .data.fd = 2}};
+  uv_process_options_t opts = {.exit_cb = reboot_exited, .file = args[0], .args = args,
+                               .stdio_count = 3, .stdio = stdio};
+  device_log(d, LOG_INFO, "rebooting to complete the installation: %s", cmd);
+  int rc = uv_spawn(d->o.loop, &j->proc, &opts);
+  if (rc) {
+    device_log(d, LOG_ERROR, "cannot run the reboot command %s: %s", cmd, uv_strerror(rc));
+    uv_close((uv_handle_t *)&j->proc, free_reboot_job);
+  }
 }
 
 /* -- archive -- */
@@ -644,10 +764,11 @@ static char **command_env(char *extra[], size_t n_extra) {
 static void install_with_command(device *d) {
   device_update *u = d->upd;
   const update_target *t = &u->target;
-  const char *cmd = getenv("OTAD_INSTALL_COMMAND"); /* until [pacman] install_command */
+  const char *cmd = d->o.cfg->pacman_install_command;
+  if (!cmd || !cmd[0]) cmd = getenv("OTAD_INSTALL_COMMAND");
   if (!cmd || !cmd[0]) {
-    install_failed(d, "installing %s: [pacman] type = \"command\" but no install command is "
-                   "configured (OTAD_INSTALL_COMMAND)", t->name);
+    install_failed(d, "installing %s: [pacman] type = \"command\" but no [pacman] "
+                   "install_command is configured", t->name);
     return;
   }
   command_job *j = calloc(1, sizeof(*j));
@@ -692,6 +813,7 @@ void installing_start(device *d) {
     install_failed(d, "bug: no downloaded image to install");
     return;
   }
+  events_queue(d, EVENT_INSTALLATION_STARTED, u->target.correlation_id, EVENT_NO_SUCCESS);
   const char *type = d->o.cfg->pacman_type;
   if (!type || !type[0] || strcmp(type, "none") == 0) {
     char desc[400];

@@ -1,5 +1,6 @@
-/* installing.h - the parts of installing.c that work without a device: unpacking an
- * archive target safely, and the names of what an installation records in the store.
+/* installing.h - the parts of installing.c beyond installing_start() (states.h): unpacking
+ * an archive target safely, the names of what an installation records in the store, and
+ * the installation a reboot completes.
  *
  * install_archive() is what `[pacman] type = "archive"` runs on the thread pool; it is
  * public so the unit tests can feed it hostile archives.
@@ -7,8 +8,11 @@
 #ifndef OTAD_INSTALLING_H
 #define OTAD_INSTALLING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "../core/device.h"
 
 /* Store name of a target that was installed but needs a reboot to complete, in the JSON
  * form of STORE_INSTALLED_TARGET (store.h): {"name","sha256","sha512","length","version",
@@ -40,5 +44,19 @@ int install_archive(const char *archive, const char *dest_root, const char *vers
 
 /* True when name can be install_archive()'s version. */
 int install_version_ok(const char *name);
+
+/* True when a target waits in STORE_PENDING_TARGET for a reboot and the device has
+ * rebooted since it was installed: the reboot sentinel ([bootloader] reboot_sentinel_dir/
+ * need_reboot, on a tmpfs that a reboot empties) is gone; without a sentinel directory
+ * every new run counts as a reboot. name gets the target's name. Reads the store only. */
+bool installing_reboot_completed(device *d, char *name, size_t n);
+
+/* The action complete: records the pending target as installed (its result OK), queues
+ * EcuInstallationCompleted and raises installed (or install_failed when the store
+ * cannot record it). Needs d->upd. */
+void installing_complete(device *d);
+
+/* Runs [bootloader] reboot_command (through /bin/sh, not waited for) when it is set. */
+void installing_reboot(device *d);
 
 #endif

@@ -10,6 +10,12 @@
  * fails leaves the trusted state as it was and is reported as VERIFICATION_FAILED. The
  * walk's position is a small step counter in device_update: the journal records the
  * cycle's outcome (no_update, update_available, verification_failed), not every GET.
+ *
+ * After every manifest the server accepts, the queued events (events.c) are sent before
+ * the cycle goes on. The first poll of a run also finishes an installation that waited
+ * for a reboot (rebooted -> installing.c's complete), and every poll leaves a target that
+ * still waits for one alone. `otad check` (device_opts.check_only) ends the run where
+ * the download would begin.
  */
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -21,6 +27,8 @@
 #include "../core/canonical_json.h"
 #include "../core/log.h"
 #include "../core/uptane.h"
+#include "events.h"
+#include "installing.h"
 #include "states.h"
 
 enum poll_step {
@@ -350,6 +358,20 @@ static bool already_installed(device *d, const cJSON *t) {
   return same;
 }
 
+/* True when the director's target was installed and waits for a reboot to complete. */
+static bool waits_for_reboot(device *d, const cJSON *t) {
+  char *js = store_read_string(d->o.st, STORE_PENDING_TARGET);
+  cJSON *p = js ? cJSON_Parse(js) : NULL;
+  free(js);
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(p, "name"),
+              *sha = cJSON_GetObjectItemCaseSensitive(p, "sha256");
+  bool same = cJSON_IsString(name) && cJSON_IsString(sha) &&
+              strcmp(name->valuestring, t->string) == 0 &&
+              strcmp(sha->valuestring, hash_of(t, "sha256")) == 0;
+  cJSON_Delete(p);
+  return same;
+}
+
 /* Everything verified: copy the target out and go. */
 static void update_found(device *d, const cJSON *dt) {
   device_update *u = d->upd;
@@ -380,6 +402,12 @@ static void update_found(device *d, const cJSON *dt) {
   snprintf(t->correlation_id, sizeof(t->correlation_id), "%s", corr ? corr : "");
   device_log(d, LOG_INFO, "update available: %s (%llu bytes)%s%s", t->name,
              (unsigned long long)t->length, t->version[0] ? ", version " : "", t->version);
+  u->ev_download_started = u->ev_download_done = false; /* a new attempt */
+  if (d->o.check_only) { /* otad check: the answer is known; nothing is fetched */
+    u->check_available = true;
+    if (d->o.done) d->o.done(d);
+    return;
+  }
   device_fire(d, EV_UPDATE_AVAILABLE, t->name);
 }
 
@@ -467,6 +495,11 @@ static void director_done(device *d) {
   if (already_installed(d, t)) {
     device_log(d, LOG_DEBUG, "%s is installed already", t->string);
     device_fire(d, EV_NO_UPDATE, "installed already");
+    return;
+  }
+  if (waits_for_reboot(d, t)) {
+    device_log(d, LOG_INFO, "%s is installed and waits for a reboot to complete", t->string);
+    device_fire(d, EV_NO_UPDATE, "reboot pending");
     return;
   }
   d->upd->step = STEP_IMG_ROOT;
@@ -581,6 +614,12 @@ static void send_manifest(device *d, http_done_fn done) {
               &d->creds, done);
 }
 
+/* The manifest and the events are sent: walk the metadata. */
+static void walk_metadata(device *d) {
+  d->upd->step = STEP_DIR_ROOT;
+  next_step(d);
+}
+
 static void on_manifest_for_poll(http_request *r) {
   device *d = r->data;
   if (r->err == OTAD_ECANCELED) return;
@@ -591,8 +630,7 @@ static void on_manifest_for_poll(http_request *r) {
   }
   http_request_reset(r);
   if (d->upd->result.pending) clear_result(d);
-  d->upd->step = STEP_DIR_ROOT;
-  next_step(d);
+  events_flush(d, walk_metadata);
 }
 
 void polling_poll(device *d) {
@@ -601,9 +639,32 @@ void polling_poll(device *d) {
     device_fail_with(d, EV_CONFIG_ERROR, OTAD_ENOMEM, "out of memory");
     return;
   }
-  d->upd->cycle_failed = false;
-  d->upd->step = STEP_MANIFEST;
+  device_update *u = d->upd;
+  if (!u->boot_checked) { /* once per run: did a reboot complete an installation? */
+    u->boot_checked = true;
+    char name[256];
+    if (!d->o.check_only && installing_reboot_completed(d, name, sizeof(name))) {
+      otad_errbuf eb = {{0}};
+      int rc = ensure_ecu_identity(d, &eb); /* its events name the ECU */
+      if (rc) {
+        device_fail_with(d, EV_CONFIG_ERROR, rc, "cannot load the ECU identity: %s", eb.msg);
+        return;
+      }
+      device_fire(d, EV_REBOOTED, name);
+      return;
+    }
+  }
+  u->cycle_failed = false;
+  u->step = STEP_MANIFEST;
   send_manifest(d, on_manifest_for_poll);
+}
+
+/* The report and the events are sent: the attempt is over. */
+static void report_done(device *d) {
+  char what[300];
+  snprintf(what, sizeof(what), "%s: %s", d->upd->result.code, d->upd->result.target);
+  memset(&d->upd->result, 0, sizeof(d->upd->result));
+  device_fire(d, EV_REPORTED, what);
 }
 
 static void on_manifest_report(http_request *r) {
@@ -615,15 +676,21 @@ static void on_manifest_report(http_request *r) {
     return;
   }
   http_request_reset(r);
-  char what[300];
-  snprintf(what, sizeof(what), "%s: %s", d->upd->result.code, d->upd->result.target);
-  device_log(d, LOG_INFO, "reported %s", what);
-  clear_result(d);
-  device_fire(d, EV_REPORTED, what);
+  update_result *res = &d->upd->result;
+  device_log(d, LOG_INFO, "reported %s: %s", res->code, res->target);
+  otad_errbuf eb = {{0}};
+  store_remove(d->o.st, STORE_INSTALL_REPORT, &eb); /* accepted: no manifest carries it again */
+  res->pending = false;
+  events_flush(d, report_done);
 }
 
 void polling_report(device *d) {
   d->eb.msg[0] = 0;
+  device_update *u = d->upd;
+  if (u && u->ev_download_started && !u->ev_download_done) { /* the download gave up */
+    events_queue(d, EVENT_DOWNLOAD_COMPLETED, u->target.correlation_id, EVENT_FAILED);
+    u->ev_download_done = true;
+  }
   send_manifest(d, on_manifest_report);
 }
 
@@ -633,6 +700,10 @@ static void on_poll_timer(uv_timer_t *t) {
 }
 
 void polling_idle(device *d) {
+  if (d->upd && d->upd->reboot_requested) { /* reported: now the reboot that completes it */
+    d->upd->reboot_requested = false;
+    installing_reboot(d);
+  }
   if (d->o.one_shot) {
     if (d->o.done) d->o.done(d);
     return;

@@ -132,6 +132,45 @@ static void test_update_cycle(void **state) {
   assert_false(machine_step(ST_DOWNLOADING, EV_INSTALLED, &t));
 }
 
+/* An installation that needs a reboot: reported (NEED_COMPLETION), then completed by the
+ * first poll of the next run, and reported again (OK). */
+static void test_reboot_completion(void **state) {
+  (void)state;
+  transition t;
+  assert_true(machine_step(ST_INSTALLING, EV_NEED_REBOOT, &t));
+  assert_int_equal(t.to, ST_POLLING);
+  assert_int_equal(t.action, ACT_REPORT);
+  assert_true(machine_step(ST_POLLING, EV_REBOOTED, &t));
+  assert_int_equal(t.to, ST_INSTALLING);
+  assert_int_equal(t.action, ACT_COMPLETE);
+  assert_true(machine_step(ST_INSTALLING, EV_INSTALLED, &t));
+  assert_int_equal(t.action, ACT_REPORT);
+  assert_true(machine_step(ST_INSTALLING, EV_INSTALL_FAILED, &t)); /* cannot record it */
+  assert_int_equal(t.action, ACT_REPORT);
+  /* only the poll finds out about a reboot; nothing else completes an installation */
+  for (int s = 0; s < ST__COUNT; s++) {
+    assert_int_equal(machine_step((enum dev_state)s, EV_REBOOTED, &t), s == ST_POLLING);
+    assert_int_equal(machine_step((enum dev_state)s, EV_NEED_REBOOT, &t), s == ST_INSTALLING);
+  }
+}
+
+/* Every update state's outcome leads to a report or the next poll: no dead ends. */
+static void test_update_states_lead_on(void **state) {
+  (void)state;
+  transition t;
+  const enum dev_event installing_ends[] = {EV_INSTALLED, EV_INSTALL_FAILED, EV_NEED_REBOOT};
+  for (size_t i = 0; i < 3; i++) {
+    assert_true(machine_step(ST_INSTALLING, installing_ends[i], &t));
+    assert_int_equal(t.to, ST_POLLING);
+    assert_int_equal(t.action, ACT_REPORT);
+  }
+  /* the complete action runs in installing, and so does nothing else */
+  for (int s = 0; s < ST__COUNT; s++)
+    for (int e = 0; e < EV__COUNT; e++)
+      if (machine_step((enum dev_state)s, (enum dev_event)e, &t) && t.action == ACT_COMPLETE)
+        assert_int_equal(t.to, ST_INSTALLING);
+}
+
 static char *tmpfile_path(void) {
   char *p = strdup("/tmp/otad-journal-XXXXXX");
   int fd = mkstemp(p);
@@ -316,6 +355,8 @@ int main(void) {
       cmocka_unit_test(test_names_roundtrip),
       cmocka_unit_test(test_every_state_can_fail),
       cmocka_unit_test(test_update_cycle),
+      cmocka_unit_test(test_reboot_completion),
+      cmocka_unit_test(test_update_states_lead_on),
       cmocka_unit_test(test_journal_roundtrip),
       cmocka_unit_test(test_replay_catches_divergence),
       cmocka_unit_test(test_replay_torn_tail),
