@@ -7,8 +7,7 @@
  *                    and the target name as arguments: exit 0 = installed, 100 = installed,
  *                    a reboot completes it (NEED_COMPLETION), anything else = failed.
  *                    It also gets OTAD_TARGET_NAME, OTAD_TARGET_VERSION, OTAD_TARGET_SHA256
- *                    and OTAD_CORRELATION_ID in its environment. (Without the key, the
- *                    OTAD_INSTALL_COMMAND environment variable names it: the unit tests.)
+ *                    and OTAD_CORRELATION_ID in its environment.
  *
  * A success is recorded in the store (installed_target, or pending_target when a reboot
  * must complete it), so the next manifest names the image; d->upd->result carries the
@@ -765,7 +764,6 @@ static void install_with_command(device *d) {
   device_update *u = d->upd;
   const update_target *t = &u->target;
   const char *cmd = d->o.cfg->pacman_install_command;
-  if (!cmd || !cmd[0]) cmd = getenv("OTAD_INSTALL_COMMAND");
   if (!cmd || !cmd[0]) {
     install_failed(d, "installing %s: [pacman] type = \"command\" but no [pacman] "
                    "install_command is configured", t->name);

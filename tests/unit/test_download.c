@@ -208,7 +208,6 @@ static int setup(void **state) {
   device_init(&f->d, &o);
   f->d.upd = calloc(1, sizeof(device_update));
   f->d.upd->fd = -1;
-  unsetenv("OTAD_INSTALL_COMMAND");
   *state = f;
   return 0;
 }
@@ -568,12 +567,12 @@ static void command_case(fixture *f, int code, const char *want_code, const char
   int fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0755);
   assert_int_equal(write(fd, cmd, strlen(cmd)), (ssize_t)strlen(cmd));
   close(fd);
-  setenv("OTAD_INSTALL_COMMAND", script, 1);
+  free(f->cfg.pacman_install_command);
+  f->cfg.pacman_install_command = strdup(script);
   free(f->cfg.pacman_type);
   f->cfg.pacman_type = strdup("command");
   set_target(f, "fw.bin", NULL, 1000);
   run(f);
-  unsetenv("OTAD_INSTALL_COMMAND");
   assert_result(f, want_code, want_words);
   char line[1024] = {0}, want[1024];
   fd = open(out, O_RDONLY);
