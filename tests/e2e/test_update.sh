@@ -54,10 +54,12 @@ attack() {
 	head -c 200000 /dev/urandom >"$WORK/$target"
 	srv add-target "$WORK/fleet" "$WORK/$target" --name "$target" --version "$name" --hwid test-board >/dev/null
 	srv assign "$WORK/fleet" --device "$id" --target "$target" >/dev/null
+	local before
+	before=$(jq -r .name "$st/installed_target")
 	eval "$setup"
 	if otad once 2>"$WORK/log-$name"; then fail "$name: the cycle reported success"; fi
 	grep -qE -- "$pattern" "$WORK/log-$name" || { cat "$WORK/log-$name"; fail "$name: no message matching '$pattern'"; }
-	jq -e '.name=="fw-1.bin"' "$st/installed_target" >/dev/null || fail "$name: something else was installed"
+	[ "$(jq -r .name "$st/installed_target")" = "$before" ] || fail "$name: something else was installed"
 	srv devices "$WORK/fleet" --json | jq -e --arg id "$id" '.[] | select(.device_id==$id) | .installation_report.success==false' >/dev/null ||
 		fail "$name: the failure was not reported"
 	pass "$name: refused ($(grep -oE -- "$pattern.{0,80}" "$WORK/log-$name" | head -n1))"
@@ -73,3 +75,27 @@ attack bad-signature "$flip_sig" "SIGNATURE|THRESHOLD|signature"
 attack snapshot-tampered 'f="$WORK/fleet/uptane/image/snapshot.json"; jq -c ".signed.expires=\"2099-01-01T00:00:00Z\"" "$f" >"$f.x" && mv "$f.x" "$f"' "TOO_BIG|HASH|larger"
 attack rollback 'srv resign "$WORK/fleet" --repo image --role timestamp --version 1 >/dev/null' "ROLLBACK|rollback|lower"
 "$OTAD_BIN/otad-replay" "$st/journal.jsonl" >/dev/null || fail "journal replay after attacks"
+
+# The server moves on past the version the rollback attack served.
+srv resign "$WORK/fleet" --repo image --role timestamp --version 50 >/dev/null
+
+# Root rotation (both repositories): the device walks N+1.root.json and updates.
+srv rotate-root "$WORK/fleet" --repo director >/dev/null
+srv rotate-root "$WORK/fleet" --repo image >/dev/null
+head -c 100000 /dev/urandom >"$WORK/fw-rotated.bin"
+srv add-target "$WORK/fleet" "$WORK/fw-rotated.bin" --name fw-rotated.bin --version rotated --hwid test-board >/dev/null
+srv assign "$WORK/fleet" --device "$id" --target fw-rotated.bin >/dev/null
+otad once 2>"$WORK/log-rotated" || { cat "$WORK/log-rotated"; fail "update after root rotation"; }
+jq -e '.name=="fw-rotated.bin"' "$st/installed_target" >/dev/null || fail "rotated: not installed"
+[ "$(jq -r .signed.version "$st/director_root.json")" -ge 2 ] || fail "director root not rotated"
+[ "$(jq -r .signed.version "$st/image_root.json")" -ge 2 ] || fail "image root not rotated"
+pass "root rotation of both repositories followed, update installed"
+
+# Mix-and-match: an older snapshot served beside the current timestamp.
+attack mix-and-match 'cp "$WORK/fleet/uptane/image/2.snapshot.json" "$WORK/fleet/uptane/image/snapshot.json"' "VERSION|HASH|TOO_BIG|mismatch|larger"
+# Metadata signed by a key the root does not list: threshold not met (last: it leaves
+# the server with a foreign timestamp key).
+"$OTAD_BIN/server/ota-server" init "$WORK/other" --port "$PORT" >/dev/null
+srv add-target "$WORK/other" "$WORK/fw-rotated.bin" --name x --version x --hwid test-board >/dev/null
+attack wrong-key 'cp "$WORK/other/uptane/image/keys/timestamp.key" "$WORK/fleet/uptane/image/keys/timestamp.key" && srv resign "$WORK/fleet" --repo image --role timestamp >/dev/null' "THRESHOLD|SIGNATURE|signature"
+"$OTAD_BIN/otad-replay" "$st/journal.jsonl" >/dev/null || fail "journal replay at the end"
