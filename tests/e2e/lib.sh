@@ -6,11 +6,15 @@ SERVER_PID=
 PORT=
 : "${OTAD_BIN:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}"
 
-# Picks a TCP port on 127.0.0.1 that nothing listens on (into PORT).
+# Picks a TCP port on 127.0.0.1 that nothing listens on (into PORT), below the kernel's
+# ephemeral range: a port in that range can be taken at any moment by a client socket of a
+# test running in parallel, and the server's bind then fails.
 pick_port() {
-	local p
+	local p lo=32768
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	[ "$lo" -gt 12000 ] || lo=32768
 	for _ in $(seq 1 50); do
-		p=$((20000 + RANDOM % 30000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			PORT=$p
 			return 0
