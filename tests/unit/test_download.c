@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "loopback_server.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <arpa/inet.h>
@@ -45,8 +47,7 @@ static uint8_t pattern(uint64_t i) { return (uint8_t)(i * 13 + i / 509); }
 /* ---- the server ------------------------------------------------------------------------ */
 
 typedef struct server {
-  int fd, port;
-  pthread_t thread;
+  loopback_server lb;
   pthread_mutex_t mu;
   /* what to serve (set by the test between runs) */
   const uint8_t *body; /* NULL: pattern() */
@@ -60,17 +61,6 @@ typedef struct server {
   char last_range[64];
   char last_path[512];
 } server;
-
-static int send_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n) {
-    ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
-    if (k <= 0) return -1;
-    c += k;
-    n -= (size_t)k;
-  }
-  return 0;
-}
 
 static void serve_one(server *s, int c) {
   char req[4096];
@@ -102,7 +92,7 @@ static void serve_one(server *s, int c) {
   if (status) {
     int n = snprintf(h, sizeof(h), "HTTP/1.1 %d X\r\nConnection: close\r\nContent-Length: 5\r\n\r\n"
                      "nope\n", status);
-    send_all(c, h, (size_t)n);
+    loopback_send_all(c, h, (size_t)n);
     return;
   }
   if (ignore || from == 0 || from >= total) from = 0;
@@ -112,49 +102,27 @@ static void serve_one(server *s, int c) {
                           (unsigned long long)(total - from))
                : snprintf(h, sizeof(h), "HTTP/1.1 200 OK\r\nConnection: close\r\n"
                           "Content-Length: %llu\r\n\r\n", (unsigned long long)total);
-  if (send_all(c, h, (size_t)n)) return;
+  if (loopback_send_all(c, h, (size_t)n)) return;
   uint64_t end = cut && cut > from ? cut : total;
   uint8_t buf[16384];
   for (uint64_t off = from; off < end;) {
     size_t k = end - off < sizeof(buf) ? (size_t)(end - off) : sizeof(buf);
     for (size_t i = 0; i < k; i++)
       buf[i] = body && off + i < s->len ? body[off + i] : pattern(off + i);
-    if (send_all(c, buf, k)) return;
+    if (loopback_send_all(c, buf, k)) return;
     off += k;
   }
 }
 
-static void *server_main(void *arg) {
-  server *s = arg;
-  for (;;) {
-    int c = accept(s->fd, NULL, NULL);
-    if (c < 0) break;
-    serve_one(s, c);
-    shutdown(c, SHUT_WR);
-    char drain[256];
-    while (recv(c, drain, sizeof(drain), 0) > 0) {
-    }
-    close(c);
-  }
-  return NULL;
-}
+static void serve_cb(void *ctx, int c) { serve_one(ctx, c); }
 
 static void server_start(server *s) {
   pthread_mutex_init(&s->mu, NULL);
-  s->fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  assert_int_equal(listen(s->fd, 8), 0);
-  socklen_t al = sizeof(a);
-  getsockname(s->fd, (struct sockaddr *)&a, &al);
-  s->port = ntohs(a.sin_port);
-  assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+  loopback_start(&s->lb, serve_cb, s);
 }
 
 static void server_stop(server *s) {
-  shutdown(s->fd, SHUT_RDWR);
-  pthread_join(s->thread, NULL);
-  close(s->fd);
+  loopback_stop(&s->lb);
   pthread_mutex_destroy(&s->mu);
 }
 
@@ -191,7 +159,7 @@ static int setup(void **state) {
   config_init(&f->cfg);
   f->cfg.images_path = strdup(f->images);
   char repo[64];
-  snprintf(repo, sizeof(repo), "http://127.0.0.1:%d/repo", f->srv.port);
+  snprintf(repo, sizeof(repo), "http://127.0.0.1:%d/repo", f->srv.lb.port);
   f->cfg.repo_server = strdup(repo);
   device_opts o = {.label = "test",
                    .cfg = &f->cfg,

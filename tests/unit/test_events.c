@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "loopback_server.h"
 /* clang-format on */
 
 #include <arpa/inet.h>
@@ -35,8 +37,7 @@
 #define MAX_POSTS 32
 
 typedef struct server {
-  int fd, port;
-  pthread_t thread;
+  loopback_server lb;
   pthread_mutex_t mu;
   int status;    /* > 0: answer every POST with this status */
   int max_batch; /* > 0: 413 for a POST of more events */
@@ -81,37 +82,15 @@ static void serve_one(server *s, int c) {
   send(c, h, (size_t)hl, MSG_NOSIGNAL);
 }
 
-static void *server_main(void *arg) {
-  server *s = arg;
-  for (;;) {
-    int c = accept(s->fd, NULL, NULL);
-    if (c < 0) break;
-    serve_one(s, c);
-    shutdown(c, SHUT_WR);
-    char drain[256];
-    while (recv(c, drain, sizeof(drain), 0) > 0) {
-    }
-    close(c);
-  }
-  return NULL;
-}
+static void serve_cb(void *ctx, int c) { serve_one(ctx, c); }
 
 static void server_start(server *s) {
   pthread_mutex_init(&s->mu, NULL);
-  s->fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  assert_int_equal(listen(s->fd, 8), 0);
-  socklen_t al = sizeof(a);
-  getsockname(s->fd, (struct sockaddr *)&a, &al);
-  s->port = ntohs(a.sin_port);
-  assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+  loopback_start(&s->lb, serve_cb, s);
 }
 
 static void server_stop(server *s) {
-  shutdown(s->fd, SHUT_RDWR);
-  pthread_join(s->thread, NULL);
-  close(s->fd);
+  loopback_stop(&s->lb);
   pthread_mutex_destroy(&s->mu);
 }
 
@@ -143,7 +122,7 @@ static int setup(void **state) {
   device_init(&f->d, &o);
   snprintf(f->d.ecu_serial, sizeof(f->d.ecu_serial), "ecu-1");
   char url[64];
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d/", f->srv.port);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/", f->srv.lb.port);
   f->d.server_url = strdup(url);
   f->d.upd = calloc(1, sizeof(device_update));
   f->d.upd->fd = -1;

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "loopback_server.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -32,23 +34,10 @@ static uint8_t pattern(uint64_t i) { return (uint8_t)(i * 7 + i / 251); }
 /* ---- the server -------------------------------------------------------------------------- */
 
 typedef struct server {
-  int fd;
-  int port;
-  pthread_t thread;
+  loopback_server lb;
   int requests;
   char last_range[64]; /* the Range header of the last request, "" none */
 } server;
-
-static int send_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n) {
-    ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
-    if (k <= 0) return -1; /* the client went away */
-    c += k;
-    n -= (size_t)k;
-  }
-  return 0;
-}
 
 static void send_pattern(int fd, uint64_t from, uint64_t to, size_t chunk, useconds_t pause) {
   uint8_t buf[16384];
@@ -56,7 +45,7 @@ static void send_pattern(int fd, uint64_t from, uint64_t to, size_t chunk, useco
     size_t n = to - off < chunk ? (size_t)(to - off) : chunk;
     if (n > sizeof(buf)) n = sizeof(buf);
     for (size_t i = 0; i < n; i++) buf[i] = pattern(off + i);
-    if (send_all(fd, buf, n) != 0) return;
+    if (loopback_send_all(fd, buf, n) != 0) return;
     off += n;
     if (pause) usleep(pause);
   }
@@ -67,7 +56,7 @@ static void reply_head(int fd, int status, const char *extra, long long length) 
   int n = snprintf(h, sizeof(h), "HTTP/1.1 %d X\r\nConnection: close\r\n%s", status, extra);
   if (length >= 0) n += snprintf(h + n, sizeof(h) - n, "Content-Length: %lld\r\n", length);
   n += snprintf(h + n, sizeof(h) - n, "\r\n");
-  send_all(fd, h, (size_t)n);
+  loopback_send_all(fd, h, (size_t)n);
 }
 
 static void serve_one(server *s, int c) {
@@ -123,49 +112,27 @@ static void serve_one(server *s, int c) {
     send_pattern(c, 0, 2000, 50, 100000);
   } else if (!strcmp(path, "/unavailable")) {
     reply_head(c, 503, "Content-Type: text/plain\r\n", 11);
-    send_all(c, "come back\r\n", 11);
+    loopback_send_all(c, "come back\r\n", 11);
   } else {
     static char big[100000];
     memset(big, 'n', sizeof(big));
     reply_head(c, 404, "Content-Type: text/plain\r\n", sizeof(big));
-    send_all(c, big, sizeof(big));
+    loopback_send_all(c, big, sizeof(big));
   }
 }
 
-static void *server_main(void *arg) {
-  server *s = arg;
-  for (;;) {
-    int c = accept(s->fd, NULL, NULL);
-    if (c < 0) break;
-    serve_one(s, c);
-    shutdown(c, SHUT_WR);
-    char drain[256];
-    while (recv(c, drain, sizeof(drain), 0) > 0) {
-    }
-    close(c);
-  }
-  return NULL;
-}
+static void serve_cb(void *ctx, int c) { serve_one(ctx, c); }
 
 static int setup(void **state) {
   server *s = calloc(1, sizeof(*s));
-  s->fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  assert_int_equal(listen(s->fd, 8), 0);
-  socklen_t al = sizeof(a);
-  getsockname(s->fd, (struct sockaddr *)&a, &al);
-  s->port = ntohs(a.sin_port);
-  assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+  loopback_start(&s->lb, serve_cb, s);
   *state = s;
   return 0;
 }
 
 static int teardown(void **state) {
   server *s = *state;
-  shutdown(s->fd, SHUT_RDWR); /* wakes accept() */
-  pthread_join(s->thread, NULL);
-  close(s->fd);
+  loopback_stop(&s->lb);
   free(s);
   return 0;
 }
@@ -210,7 +177,7 @@ static void client_init(client *c, server *s, const char *path) {
   uv_loop_init(&c->loop);
   c->http = http_client_new(&c->loop);
   assert_non_null(c->http);
-  snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d%s", s->port, path);
+  snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d%s", s->lb.port, path);
   c->req.method = "GET";
   c->req.url = c->url;
   c->req.sink = sink;
