@@ -64,8 +64,20 @@ static void action_backoff(device *d) {
     return;
   }
   uint32_t delay = backoff_next(&d->bo, &d->rng);
-  device_log(d, LOG_WARN, "%s; retrying in %.1f s (attempt %d)",
-             d->eb.msg[0] ? d->eb.msg : otad_strerror(d->last_err), delay / 1000.0,
+  /* A server that says when to come back (503/429 + Retry-After) is believed, up to an
+   * hour, with up to 10 % added so a fleet told the same instant does not return in step. */
+  const char *why = "";
+  uint32_t ra = d->req.status ? d->req.retry_after_s : 0;
+  if (ra) {
+    uint64_t ra_ms = (uint64_t)(ra > 3600 ? 3600 : ra) * 1000;
+    ra_ms += rng_below(&d->rng, ra_ms / 10 + 1);
+    if (ra_ms > delay) {
+      delay = (uint32_t)ra_ms;
+      why = " as the server asked (Retry-After)";
+    }
+  }
+  device_log(d, LOG_WARN, "%s; retrying in %.1f s%s (attempt %d)",
+             d->eb.msg[0] ? d->eb.msg : otad_strerror(d->last_err), delay / 1000.0, why,
              d->failures + 1);
   uv_timer_start(&d->timer, on_retry_timer, delay, 0);
 }

@@ -293,6 +293,10 @@ static void collect_done(http_client *c) {
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
     CURLcode rc = m->data.result;
     curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_off_t retry_after = 0;
+    if (curl_easy_getinfo(m->easy_handle, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+        retry_after > 0)
+      r->retry_after_s = retry_after > 86400 ? 86400 : (uint32_t)retry_after;
     int err = r->abort_err ? r->abort_err : map_curl_error(rc, r->overflow);
     if (r->abort_err && !r->detail)
       snprintf(r->errmsg, sizeof(r->errmsg), "the receiver stopped the transfer: %s",
@@ -333,6 +337,7 @@ void http_request_reset(http_request *r) {
   r->status = 0;
   r->errmsg[0] = 0;
   r->offset = r->received = 0;
+  r->retry_after_s = 0;
   r->abort_err = 0;
   r->stream = STREAM_UNDECIDED;
   r->range_start = -1;

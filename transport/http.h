@@ -93,6 +93,8 @@ struct http_request {
   uint64_t offset;   /* sink: where the body starts in the resource (resume_from for a
                         206, 0 for a 200) */
   uint64_t received; /* sink: body bytes it accepted */
+  uint32_t retry_after_s; /* the reply's Retry-After in seconds (delta or HTTP date, as
+                             curl reads it; capped at one day), 0 = none */
 
   /* Private. */
   CURL *easy;
