@@ -592,7 +592,11 @@ static enum MHD_Result send_reply(request *r, struct MHD_Connection *connection,
       (rep->accept_ranges &&
        MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes") != MHD_YES) ||
       (rep->content_range[0] && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
-                                                        rep->content_range) != MHD_YES)) {
+                                                        rep->content_range) != MHD_YES) ||
+      /* the certificate CN the server saw behind this request: lets a load generator count
+       * requests that arrived under another device's identity (see README) */
+      (r->who.cn[0] && strcmp(r->who.cn, "-") != 0 &&
+       MHD_add_response_header(resp, "X-Client-Identity", r->who.cn) != MHD_YES)) {
     MHD_destroy_response(resp);
     reply_clear(rep);
     return MHD_NO;
