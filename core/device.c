@@ -41,6 +41,18 @@ void device_init(device *d, const device_opts *o) {
   uv_timer_init(o->loop, &d->timer);
   d->timer.data = d;
   d->req.data = d;
+  d->req.max_idle_s = o->http_max_idle_s;
+  d->req.tls_cache = o->tls_cache;
+}
+
+uint64_t device_poll_delay_ms(device *d) {
+  if (d->o.poll_ms) {
+    double j = d->o.poll_jitter > 0 && d->o.poll_jitter < 1 ? d->o.poll_jitter : 0;
+    uint64_t spread = (uint64_t)(d->o.poll_ms * j);
+    return d->o.poll_ms - spread + rng_below(&d->rng, 2 * spread + 1);
+  }
+  uint64_t period = (uint64_t)(d->o.cfg->polling_sec > 0 ? d->o.cfg->polling_sec : 10) * 1000;
+  return period - period / 10 + rng_below(&d->rng, period / 5 + 1); /* +-10 % */
 }
 
 void device_start(device *d) {
@@ -167,6 +179,16 @@ static void apply(device *d, enum dev_event ev, const char *detail) {
     d->failures = 0;
     backoff_reset(&d->bo);
   }
+  if (t.action == ACT_IDLE && !d->req.easy) {
+    /* between polls a device holds no request: the last URL and body go */
+    free(d->req_body);
+    free(d->req_url);
+    d->req_body = d->req_url = NULL;
+    d->req.url = NULL;
+    d->req.body = NULL;
+  }
+  if (t.action == ACT_POLL && d->o.connect_per_poll) d->req.fresh_connect = 1;
+  if (d->o.on_step) d->o.on_step(d, &t);
   if (d->closing) return;
   run_action(d, t.action);
 }

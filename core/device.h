@@ -57,6 +57,20 @@ typedef struct device_opts {
                                  pending installation is completed */
   device_done_fn done;
   void *data;                 /* the owner's */
+
+  /* Fleet simulation (all optional; zero = as the agent behaves). */
+  bool hash_only_download;    /* stream the target through the hashes and the length check
+                                 and keep nothing (no file); the image path is then a
+                                 placeholder, so only [pacman] type none can install it */
+  bool connect_per_poll;      /* each poll opens a new connection (resuming the device's
+                                 TLS session when it can) instead of reusing a pooled one */
+  long http_max_idle_s;       /* http_request.max_idle_s of every request (0 = curl's) */
+  uint32_t tls_cache;         /* http_request.tls_cache: the device's TLS session slot */
+  uint32_t poll_ms;           /* time between polls; 0 = [uptane] polling_sec */
+  double poll_jitter;         /* with poll_ms: +- this fraction at random (0 = none) */
+  void (*on_step)(device *d, const transition *t); /* told of every transition, after the
+                                 state changed and before its action runs; may call
+                                 device_close() to stop the device there */
 } device_opts;
 
 struct device {
@@ -131,6 +145,10 @@ void device_free(device *d);
 /* Logs for d at level with its label as the prefix. */
 void device_log(const device *d, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The wait before the next poll: poll_ms +- poll_jitter when set, else [uptane]
+ * polling_sec +- 10 %. */
+uint64_t device_poll_delay_ms(device *d);
 
 /* Joins a URL: server + path, without a doubled '/'. Heap string. */
 char *device_url(const char *base, const char *path);

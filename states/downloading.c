@@ -23,6 +23,11 @@
  * EcuDownloadCompleted with success once it ends (polling_report() queues the failure of
  * an attempt whose retries ran out).
  *
+ * Fleet simulation (device_opts.hash_only_download): the body goes through the running
+ * hashes and the length check only and is then dropped, so thousands of devices write no
+ * files; a retry resumes with Range from the hash state kept in memory. The "image path"
+ * is then mem:<hash>, which only [pacman] type none accepts (it records, never reads).
+ *
  * Private state hangs on d->upd->hash (a dl_state); downloading_release() frees it.
  */
 #include <dirent.h>
@@ -37,9 +42,12 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "../core/log.h"
 #include "../transport/hash.h"
 #include "events.h"
+#include "installing.h"
 #include "states.h"
 
 #define LOW_SPEED_LIMIT 100   /* bytes/s ... */
@@ -425,7 +433,7 @@ static int on_body(http_request *r, const uint8_t *data, size_t len) {
     device_log(d, LOG_INFO, "the server sent the whole image instead of the rest (HTTP %ld); "
                "restarting at byte 0", r->status);
     forget_hash(s);
-    if (ftruncate(u->fd, 0) != 0) {
+    if (u->fd >= 0 && ftruncate(u->fd, 0) != 0) {
       snprintf(s->why, sizeof(s->why), "truncating %s: %s", u->part_path, strerror(errno));
       return OTAD_EIO;
     }
@@ -434,7 +442,7 @@ static int on_body(http_request *r, const uint8_t *data, size_t len) {
     if (hash_init(&s->h, u->target.sha256[0], u->target.sha512[0]) != 0) return OTAD_ECRYPTO;
     s->h_valid = true;
   }
-  for (size_t off = 0; off < len;) {
+  for (size_t off = 0; u->fd >= 0 && off < len;) { /* no file: hash-only */
     ssize_t n = write(u->fd, data + off, len - off);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
@@ -597,7 +605,44 @@ static void verify_complete(device *d) {
                   bad256 ? t->sha256 : t->sha512);
     return;
   }
+  if (d->o.hash_only_download) {
+    s->h_valid = false;
+    uint64_t ms = uv_now(d->o.loop) - s->t_start;
+    char how[96];
+    snprintf(how, sizeof(how), "hash-only, %.1f s", ms / 1000.0);
+    downloaded(d, how);
+    return;
+  }
   queue_job(d, JOB_FINISH);
+}
+
+/* hash_only_download: no file; the hash state of this run is what was received. */
+static void start_hash_only(device *d) {
+  device_update *u = d->upd;
+  dl_state *s = u->hash;
+  const update_target *t = &u->target;
+  char *id = NULL;
+  if (asprintf(&id, "mem:%s", t->sha256[0] ? t->sha256 : t->sha512) < 0) id = NULL;
+  if (!id) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
+    return;
+  }
+  if (!s->final_path || strcmp(s->final_path, id) != 0 || !s->h_valid) { /* start over */
+    free(s->final_path);
+    s->final_path = id;
+    forget_hash(s);
+    u->received = 0;
+    if (hash_init(&s->h, t->sha256[0], t->sha512[0]) != 0) {
+      retry_download(d, OTAD_ECRYPTO, "cannot start hashing");
+      return;
+    }
+    s->h_valid = true;
+  } else {
+    free(id);
+  }
+  free(u->image_path);
+  u->image_path = NULL;
+  verify_complete(d);
 }
 
 void downloading_start(device *d) {
@@ -620,6 +665,10 @@ void downloading_start(device *d) {
   if (!t->sha256[0] && !t->sha512[0]) {
     fail_download(d, OTAD_EINVAL, "target %s lists no sha256 or sha512 hash to verify it by",
                   t->name);
+    return;
+  }
+  if (d->o.hash_only_download) {
+    start_hash_only(d);
     return;
   }
   char *dir = images_dir(d->o.cfg), base[140], *part = NULL, *fin = NULL;
@@ -716,4 +765,75 @@ void downloading_start(device *d) {
   s->h_valid = true;
   u->received = 0;
   verify_complete(d);
+}
+
+/* ---- progress, for `otad status` -------------------------------------------------------- */
+
+/* A string member of a stored target (STORE_INSTALLED_TARGET form), "" when absent. */
+static const char *str_of(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* True when the stored target at name (installed or pending) is t: name and sha256. */
+static bool stored_target_is(store *st, const char *name, const update_target *t) {
+  char *js = store_read_string(st, name);
+  cJSON *o = js ? cJSON_Parse(js) : NULL;
+  free(js);
+  bool same = o && strcmp(str_of(o, "name"), t->name) == 0 &&
+              strcmp(str_of(o, "sha256"), t->sha256) == 0; /* as polling.c compares */
+  cJSON_Delete(o);
+  return same;
+}
+
+bool downloading_progress(const otad_config *cfg, store *st, download_progress *out) {
+  memset(out, 0, sizeof(*out));
+  char *js = store_read_string(st, STORE_DIRECTOR_TARGETS);
+  char *serial = store_read_string(st, STORE_ECU_SERIAL);
+  cJSON *doc = js ? cJSON_Parse(js) : NULL;
+  free(js);
+  const cJSON *targets = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(doc, "signed"), "targets");
+  const cJSON *dt = NULL, *it;
+  cJSON_ArrayForEach(it, targets) {
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(it, "custom"), "ecuIdentifiers");
+    if (serial ? cJSON_GetObjectItemCaseSensitive(ids, serial) != NULL : ids != NULL) {
+      dt = it;
+      break;
+    }
+  }
+  free(serial);
+  update_target t = {0};
+  if (dt && dt->string) {
+    const cJSON *hashes = cJSON_GetObjectItemCaseSensitive(dt, "hashes");
+    const cJSON *len = cJSON_GetObjectItemCaseSensitive(dt, "length");
+    snprintf(t.name, sizeof(t.name), "%s", dt->string);
+    snprintf(t.sha256, sizeof(t.sha256), "%s", str_of(hashes, "sha256"));
+    snprintf(t.sha512, sizeof(t.sha512), "%s", str_of(hashes, "sha512"));
+    t.length = cJSON_IsNumber(len) && len->valuedouble > 0 ? (uint64_t)len->valuedouble : 0;
+  }
+  cJSON_Delete(doc);
+  if (!t.name[0] || (!t.sha256[0] && !t.sha512[0]) || stored_target_is(st, STORE_INSTALLED_TARGET, &t) ||
+      stored_target_is(st, STORE_PENDING_TARGET, &t))
+    return false;
+  snprintf(out->name, sizeof(out->name), "%s", t.name);
+  out->total = t.length;
+  char *dir = images_dir(cfg), base[140], *path = NULL;
+  file_base(&t, base, sizeof(base));
+  struct stat sb;
+  if (dir && asprintf(&path, "%s/%s", dir, base) >= 0) {
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == t.length) {
+      out->complete = true;
+      out->received = t.length;
+    } else {
+      free(path);
+      path = NULL;
+      if (asprintf(&path, "%s/%s.part", dir, base) < 0) path = NULL;
+      if (path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) out->received = (uint64_t)sb.st_size;
+    }
+  }
+  free(path);
+  free(dir);
+  return true;
 }

@@ -23,6 +23,9 @@
 
 #include "p11.h"
 
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
 typedef struct sock_ctx {
   uv_poll_t poll;
   curl_socket_t fd;
@@ -37,6 +40,11 @@ struct http_client {
   sock_ctx *socks;
   size_t active;
   int closing;
+  http_observer_fn observer;
+  void *observer_ctx;
+  unsigned per_shard;  /* 0 = no sharded TLS session caches */
+  CURLSH **shards;     /* created on first use; NULL entries not yet */
+  size_t nshards;
 };
 
 void http_global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -226,20 +234,43 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
   return n;
 }
 
-/* Streamed requests: remembers the Content-Range start of the current reply. */
+/* Whether the connection's TLS session was resumed: asked at the first header line, while
+ * the transfer still holds its connection (at the end curl has handed it back). */
+static void note_tls_resumption(http_request *r) {
+  struct curl_tlssessioninfo *info = NULL; /* libcurl on another TLS library: never set */
+  if (curl_easy_getinfo(r->easy, CURLINFO_TLS_SSL_PTR, &info) == CURLE_OK && info &&
+      info->backend == CURLSSLBACKEND_WOLFSSL && info->internals)
+    r->resumed = wolfSSL_session_reused((WOLFSSL *)info->internals) == 1;
+}
+
+/* Copies a header's value (after "name:"), trimmed, into out. */
+static void header_value(const char *buf, size_t n, size_t name_len, char *out, size_t cap) {
+  const char *v = buf + name_len, *e = buf + n;
+  while (v < e && (*v == ' ' || *v == '\t')) v++;
+  while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t')) e--;
+  size_t l = (size_t)(e - v) < cap - 1 ? (size_t)(e - v) : cap - 1;
+  memcpy(out, v, l);
+  out[l] = 0;
+}
+
+/* Every reply's headers: the X-Client-Identity the server saw, TLS resumption at the first
+ * line, and for streamed requests the Content-Range start of the current reply. */
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata) {
   http_request *r = userdata;
   size_t n = size * nitems;
-  static const char cr[] = "content-range:";
+  static const char cr[] = "content-range:", ci[] = "x-client-identity:";
   if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+    if (!r->seen_header) note_tls_resumption(r);
+    r->seen_header = 1;
     r->range_start = -1; /* a new reply (after a 100 Continue, say) */
-  } else if (n > sizeof(cr) - 1 && strncasecmp(buf, cr, sizeof(cr) - 1) == 0) {
+    r->identity[0] = 0;
+  } else if (n > sizeof(ci) - 1 && strncasecmp(buf, ci, sizeof(ci) - 1) == 0) {
+    header_value(buf, n, sizeof(ci) - 1, r->identity, sizeof(r->identity));
+  } else if (r->sink && n > sizeof(cr) - 1 && strncasecmp(buf, cr, sizeof(cr) - 1) == 0) {
     char line[128];
-    size_t l = n - (sizeof(cr) - 1) < sizeof(line) - 1 ? n - (sizeof(cr) - 1) : sizeof(line) - 1;
-    memcpy(line, buf + sizeof(cr) - 1, l);
-    line[l] = 0;
+    header_value(buf, n, sizeof(cr) - 1, line, sizeof(line));
     unsigned long long start, end;
-    if (sscanf(line, " bytes %llu-%llu", &start, &end) == 2 && start <= end &&
+    if (sscanf(line, "bytes %llu-%llu", &start, &end) == 2 && start <= end &&
         start <= INT64_MAX)
       r->range_start = (int64_t)start;
   }
@@ -269,8 +300,22 @@ static int map_curl_error(CURLcode rc, int overflow) {
   }
 }
 
+/* What a finished transfer cost: read before the easy handle goes. */
+static void read_timings(http_request *r) {
+  curl_off_t total = 0, appconnect = 0;
+  long connects = 0;
+  if (curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK && total > 0)
+    r->elapsed_us = (uint64_t)total;
+  if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
+    r->new_connection = connects > 0;
+  if (curl_easy_getinfo(r->easy, CURLINFO_APPCONNECT_TIME_T, &appconnect) == CURLE_OK)
+    r->handshake = r->new_connection && appconnect > 0;
+  if (!r->handshake) r->resumed = 0;
+}
+
 static void finish(http_request *r, int err) {
   http_client *c = r->client;
+  read_timings(r);
   curl_multi_remove_handle(c->multi, r->easy);
   curl_easy_cleanup(r->easy);
   curl_slist_free_all(r->headers);
@@ -281,6 +326,7 @@ static void finish(http_request *r, int err) {
   free(r->detail); /* already in errmsg (collect_done) */
   r->detail = NULL;
   r->err = err;
+  if (c->observer) c->observer(c->observer_ctx, r);
   if (r->done) r->done(r);
 }
 
@@ -338,9 +384,63 @@ void http_request_reset(http_request *r) {
   r->errmsg[0] = 0;
   r->offset = r->received = 0;
   r->retry_after_s = 0;
+  r->elapsed_us = 0;
+  r->new_connection = r->handshake = r->resumed = 0;
+  r->identity[0] = 0;
+  r->seen_header = 0;
   r->abort_err = 0;
   r->stream = STREAM_UNDECIDED;
   r->range_start = -1;
+}
+
+/* The TLS session cache of slot (> 0), made on first use; NULL = use the common one. */
+static CURLSH *session_shard(http_client *c, uint32_t slot) {
+  if (!c->per_shard) return NULL;
+  size_t i = (slot - 1) / c->per_shard;
+  if (i >= c->nshards) {
+    size_t n = c->nshards ? c->nshards : 16;
+    while (n <= i) n *= 2;
+    CURLSH **p = realloc(c->shards, n * sizeof(*p));
+    if (!p) return NULL;
+    memset(p + c->nshards, 0, (n - c->nshards) * sizeof(*p));
+    c->shards = p;
+    c->nshards = n;
+  }
+  if (!c->shards[i]) {
+    CURLSH *sh = curl_share_init();
+    if (!sh) return NULL;
+    if (curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+      curl_share_cleanup(sh);
+      return NULL;
+    }
+    c->shards[i] = sh;
+  }
+  return c->shards[i];
+}
+
+int http_client_session_shards(http_client *c, unsigned per_shard) {
+  CURLSH *probe = curl_share_init();
+  int ok = probe && curl_share_setopt(probe, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) ==
+                        CURLSHE_OK;
+  if (probe) curl_share_cleanup(probe);
+  if (!ok) return OTAD_EINVAL;
+  c->per_shard = per_shard == 0 || per_shard > 24 ? 24 : per_shard;
+  return 0;
+}
+
+size_t http_client_session_shard_count(const http_client *c) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->nshards; i++) n += c->shards[i] != NULL;
+  return n;
+}
+
+void http_client_set_observer(http_client *c, http_observer_fn fn, void *ctx) {
+  c->observer = fn;
+  c->observer_ctx = ctx;
+}
+
+void http_client_set_max_connects(http_client *c, long n) {
+  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, n > 0 ? n : 1L);
 }
 
 int http_start(http_client *c, http_request *r) {
@@ -363,9 +463,9 @@ int http_start(http_client *c, http_request *r) {
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, r->low_speed_limit);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, r->low_speed_time);
   }
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   if (r->sink) {
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     if (r->resume_from && strcmp(r->method, "GET") == 0) {
       char range[32];
       snprintf(range, sizeof(range), "%" PRIu64 "-", r->resume_from);
@@ -392,11 +492,19 @@ int http_start(http_client *c, http_request *r) {
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
-  } else if (r->cert_pem && r->key_pem) {
-    set_blob(e, CURLOPT_SSLCERT_BLOB, r->cert_pem);
-    curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-    set_blob(e, CURLOPT_SSLKEY_BLOB, r->key_pem);
-    curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+  } else {
+    if (r->cert_pem && r->key_pem) {
+      set_blob(e, CURLOPT_SSLCERT_BLOB, r->cert_pem);
+      curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+      set_blob(e, CURLOPT_SSLKEY_BLOB, r->key_pem);
+      curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    if (r->fresh_connect) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    r->fresh_connect = 0;
+    if (r->forbid_reuse) curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    if (r->max_idle_s > 0) curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, r->max_idle_s);
+    CURLSH *sh = r->tls_cache ? session_shard(c, r->tls_cache) : NULL;
+    if (sh) curl_easy_setopt(e, CURLOPT_SHARE, sh);
   }
   if (r->content_type) {
     char h[128];
@@ -431,6 +539,9 @@ size_t http_client_active(const http_client *c) { return c->active; }
 
 static void free_client_cb(uv_handle_t *h) {
   http_client *c = h->data;
+  for (size_t i = 0; i < c->nshards; i++)
+    if (c->shards[i]) curl_share_cleanup(c->shards[i]);
+  free(c->shards);
   free(c);
 }
 

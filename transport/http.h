@@ -27,6 +27,17 @@
  * resource grows past a declared size, before a byte past it reaches the sink; a low-speed
  * floor ends one that crawls. The body of any other status is kept in resp as usual, so
  * the caller can read the server's error.
+ *
+ * Connections and TLS sessions (for the fleet simulator, which runs thousands of identities
+ * on one client): fresh_connect / forbid_reuse / max_idle_s say whether a request may use a
+ * pooled connection and whether its own connection stays pooled; every request reports its
+ * time, whether it opened a connection and made a TLS handshake, and whether that handshake
+ * resumed a session. libcurl keys its TLS session cache by host, port, TLS options and a
+ * hash of the client-certificate and CA blobs, so a session is only ever offered back to
+ * the identity that made it; but a multi handle's cache holds 25 peers (a build-time
+ * constant, scanned linearly), too few for a fleet. http_client_session_shards() gives
+ * requests with a tls_cache slot their own small caches instead (curl shares holding TLS
+ * sessions only, one per group of slots), so each identity keeps its session.
  */
 #ifndef OTAD_HTTP_H
 #define OTAD_HTTP_H
@@ -81,6 +92,17 @@ struct http_request {
   long low_speed_time;   /* ... for this many seconds: slower ends with OTAD_ETIMEDOUT;
                             either 0 = no floor */
 
+  /* Connection inputs (all optional; zero = curl's defaults: reuse a pooled connection to
+   * the same host with the same TLS identity, keep it pooled afterwards). */
+  int fresh_connect;     /* the next start opens a new connection rather than use a pooled
+                            one (http_start() clears it: once per setting) */
+  int forbid_reuse;      /* close this request's connection when it ends */
+  long max_idle_s;       /* a pooled connection idle longer than this is not used (and is
+                            closed by the next pool sweep); 0 = curl's 118 s */
+  uint32_t tls_cache;    /* 0 = the client's common TLS session cache; n > 0 = slot n of
+                            the sharded caches (http_client_session_shards), one slot per
+                            identity */
+
   /* Outputs, valid in done(). */
   int err;        /* 0 when a response arrived (any status), else OTAD_ENET, OTAD_ETLS,
                      OTAD_EPEER, OTAD_ETIMEDOUT, OTAD_ETOOBIG, OTAD_ECANCELED; streamed
@@ -95,6 +117,12 @@ struct http_request {
   uint64_t received; /* sink: body bytes it accepted */
   uint32_t retry_after_s; /* the reply's Retry-After in seconds (delta or HTTP date, as
                              curl reads it; capped at one day), 0 = none */
+  uint64_t elapsed_us;    /* start to end of the transfer (curl's total time) */
+  int new_connection;     /* the request opened a connection (else it used a pooled one) */
+  int handshake;          /* ... and made a TLS handshake on it */
+  int resumed;            /* ... which resumed an earlier TLS session (wolfSSL only) */
+  char identity[72];      /* the reply's X-Client-Identity header (the certificate CN the
+                             server saw; ota-server), "" when absent */
 
   /* Private. */
   CURL *easy;
@@ -107,6 +135,7 @@ struct http_request {
   int abort_err; /* the error that ended a streamed transfer from write_cb */
   int stream;    /* 0 before the first body byte, then STREAM_SINK or STREAM_BUFFER */
   int64_t range_start; /* Content-Range start of the current reply, -1 none */
+  int seen_header;     /* a status line arrived (TLS resumption is read at the first) */
 };
 
 /* Creates the client for loop. Returns NULL on failure (curl could not initialise). */
@@ -120,6 +149,25 @@ void http_cancel(http_request *req);
 
 /* Frees the response buffer and resets the outputs (inputs stay). */
 void http_request_reset(http_request *req);
+
+/* Told about every request as it ends, before its done() (cancelled ones included). */
+typedef void (*http_observer_fn)(void *ctx, const http_request *req);
+
+/* Sets (fn NULL: removes) the client's observer. */
+void http_client_set_observer(http_client *c, http_observer_fn fn, void *ctx);
+
+/* How many idle connections the client keeps (CURLMOPT_MAXCONNECTS; default 64). A fleet
+ * that keeps every device's connection between polls needs one per device. */
+void http_client_set_max_connects(http_client *c, long n);
+
+/* Turns on sharded TLS session caches: requests with tls_cache slot n > 0 use cache
+ * (n - 1) / per_shard, each created on first use and holding up to 25 identities
+ * (per_shard 0 or > 24 = 24). Returns 0, or OTAD_EINVAL when curl cannot share TLS
+ * sessions. */
+int http_client_session_shards(http_client *c, unsigned per_shard);
+
+/* The sharded caches made so far. */
+size_t http_client_session_shard_count(const http_client *c);
 
 /* Number of requests in flight. */
 size_t http_client_active(const http_client *c);
