@@ -708,7 +708,5 @@ void polling_idle(device *d) {
     if (d->o.done) d->o.done(d);
     return;
   }
-  uint64_t period = (uint64_t)(d->o.cfg->polling_sec > 0 ? d->o.cfg->polling_sec : 10) * 1000;
-  uint64_t delay = period - period / 10 + rng_below(&d->rng, period / 5 + 1);
-  uv_timer_start(&d->timer, on_poll_timer, delay, 0);
+  uv_timer_start(&d->timer, on_poll_timer, device_poll_delay_ms(d), 0);
 }
