@@ -17,6 +17,7 @@
 #include "core/device.h"
 #include "core/log.h"
 #include "states/installing.h"
+#include "states/states.h"
 #include "storage/store.h"
 #include "transport/http.h"
 #include "transport/tls.h"
@@ -34,7 +35,8 @@ static const char usage_text[] =
     "  check         provision if needed, verify the metadata and print the update available\n"
     "                (name, version, length) or \"no update\"; downloads nothing\n"
     "  daemon        provision, then poll every [uptane] polling_sec until SIGTERM/SIGINT\n"
-    "  status        print device ID, provisioning state, server and certificate expiry\n"
+    "  status        print device ID, provisioning state, server, certificate expiry, the\n"
+    "                installed target and the progress of an unfinished download\n"
     "\n"
     "Options:\n"
     "  -c, --config PATH        a sota.toml file or a directory of *.toml (repeatable);\n"
@@ -128,6 +130,13 @@ static int cmd_status(const otad_config *cfg, int json) {
   const cJSON *rcode = cJSON_GetObjectItemCaseSensitive(report, "code");
   const cJSON *rtarget = cJSON_GetObjectItemCaseSensitive(report, "target");
   const char *server = cfg->tls_server ? cfg->tls_server : url;
+  download_progress dl;
+  bool downloading = downloading_progress(cfg, st, &dl);
+  int percent = dl.total ? (int)(dl.received * 100 / dl.total) : 0;
+  const char *dl_state = !downloading ? NULL
+                         : dl.complete ? "downloaded"
+                         : dl.received ? "partial"
+                                       : "not_started";
   tls_cert_info ci = {0};
   int have_cert = cert && tls_cert_info_pem(cert, &ci, &eb) == 0;
   int provisioned = have_cert && key && reg;
@@ -158,6 +167,16 @@ static int cmd_status(const otad_config *cfg, int json) {
     cJSON_AddItemToObject(o, "installed_target", inst ? inst : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "unreported_result", report ? report : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "pending_reboot", pending ? pending : cJSON_CreateNull());
+    if (downloading) {
+      cJSON *d = cJSON_AddObjectToObject(o, "download");
+      cJSON_AddStringToObject(d, "target", dl.name);
+      cJSON_AddStringToObject(d, "state", dl_state);
+      cJSON_AddNumberToObject(d, "received", (double)dl.received);
+      cJSON_AddNumberToObject(d, "total", (double)dl.total);
+      cJSON_AddNumberToObject(d, "percent", percent);
+    } else {
+      cJSON_AddNullToObject(o, "download");
+    }
     inst = report = pending = NULL; /* now owned by o */
     char *s = cJSON_Print(o);
     printf("%s\n", s);
@@ -174,6 +193,13 @@ static int cmd_status(const otad_config *cfg, int json) {
     printf("installed:    %s\n", cJSON_IsString(iname) ? iname->valuestring : "-");
     if (cJSON_IsString(pname))
       printf("pending:      %s (installed; a reboot completes it)\n", pname->valuestring);
+    if (downloading && dl.complete)
+      printf("download:     %s: %llu bytes, downloaded and verified; not installed yet\n",
+             dl.name, (unsigned long long)dl.total);
+    else if (downloading)
+      printf("download:     %s: %llu of %llu bytes (%d%%)%s\n", dl.name,
+             (unsigned long long)dl.received, (unsigned long long)dl.total, percent,
+             dl.received ? "; the next cycle resumes it" : "; not started");
     if (cJSON_IsString(rcode))
       printf("to report:    %s (%s)\n", rcode->valuestring,
              cJSON_IsString(rtarget) ? rtarget->valuestring : "?");

@@ -41,6 +41,7 @@ enum key_kind {
   KIND_POSITIVE, /* integer 1..INT_MAX */
   KIND_MODE,     /* enum provision_mode by name */
   KIND_KEY_TYPE, /* enum uptane_key_type by name */
+  KIND_BOOL,     /* true | false (bool field) */
   KIND_IGNORED   /* an aktualizr key otad does not use: accepted quietly */
 };
 
@@ -129,8 +130,8 @@ static const config_key config_keys[] = {
     IGNORED("bootloader", "rollback_mode"),
     IGNORED("bootloader", "reboot_sentinel_name"),
 
-    IGNORED("telemetry", "report_network"),
-    IGNORED("telemetry", "report_config"),
+    KEY("telemetry", "report_network", KIND_BOOL, report_network),
+    KEY("telemetry", "report_config", KIND_BOOL, report_config),
 
     IGNORED("network", "curl_proxy"),
     IGNORED("network", "curl_bandwith"), /* sic: aktualizr's spelling */
@@ -168,6 +169,10 @@ static char **key_str(otad_config *cfg, const config_key *k) {
 
 static int *key_int(otad_config *cfg, const config_key *k) {
   return (int *)((char *)cfg + k->offset);
+}
+
+static bool *key_bool(otad_config *cfg, const config_key *k) {
+  return (bool *)((char *)cfg + k->offset);
 }
 
 static bool key_is_string(const config_key *k) {
@@ -241,6 +246,16 @@ static int key_apply(otad_config *cfg, const config_key *k, const char *value, c
                        "%s%s.%s: must be RSA2048, RSA3072, RSA4096 or ED25519, not '%.64s'", where,
                        k->section, k->name, value);
     *key_int(cfg, k) = i;
+    return 0;
+  case KIND_BOOL:
+    /* TOML's booleans; aktualizr's parser also takes 1 and 0 */
+    if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+      *key_bool(cfg, k) = true;
+    else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+      *key_bool(cfg, k) = false;
+    else
+      return otad_fail(eb, OTAD_ECONFIG, "%s%s.%s: must be true or false, not '%.64s'", where,
+                       k->section, k->name, value);
     return 0;
   }
   return 0;
@@ -649,6 +664,8 @@ void config_init(otad_config *cfg) {
       .mode = PROVISION_AUTO,
       .polling_sec = 10,
       .key_type = KEY_RSA2048,
+      .report_network = true,
+      .report_config = true,
   };
 }
 
@@ -867,6 +884,9 @@ static void dump_key(FILE *f, const otad_config *cfg, const config_key *k) {
     break;
   case KIND_KEY_TYPE:
     dump_string(f, config_key_type_name((enum uptane_key_type) * key_int(c, k)));
+    break;
+  case KIND_BOOL:
+    fputs(*key_bool(c, k) ? "true" : "false", f);
     break;
   default:
     fprintf(f, "%d", *key_int(c, k));

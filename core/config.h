@@ -73,6 +73,9 @@ typedef struct otad_config {
   /* [bootloader] */
   char *reboot_sentinel_dir;
   char *reboot_command;
+  /* [telemetry] (device data, PROTOCOL.md section 4) */
+  bool report_network; /* PUT /system_info/network when it changes; default true */
+  bool report_config;  /* POST /system_info/config when it changes; default true */
 } otad_config;
 
 /* Called for each warning (unknown key, deprecated value) with "file:line: text".

@@ -70,6 +70,10 @@ typedef struct device_update {
   int events_batch;         /* events per POST (halved on HTTP 413) */
   int events_in_flight;     /* the oldest queued events, sent in the POST in flight */
   char events_first_id[40]; /* the first of them: the queue must not have moved */
+  /* device_data.c's own state: the device data being sent */
+  void (*data_then)(struct device *d); /* the action's next step once the data is sent */
+  int data_kind;            /* enum device_data_kind being sent */
+  char data_digest[65];     /* sha256 of its body: stored once the server accepts it */
   /* reboots and `otad check` */
   bool boot_checked;        /* this run looked for an installation a reboot completed */
   bool reboot_requested;    /* this run installed with need_reboot: reboot_command next */

@@ -11,11 +11,12 @@
  * walk's position is a small step counter in device_update: the journal records the
  * cycle's outcome (no_update, update_available, verification_failed), not every GET.
  *
- * After every manifest the server accepts, the queued events (events.c) are sent before
- * the cycle goes on. The first poll of a run also finishes an installation that waited
- * for a reboot (rebooted -> installing.c's complete), and every poll leaves a target that
- * still waits for one alone. `otad check` (device_opts.check_only) ends the run where
- * the download would begin.
+ * After every manifest the server accepts, the queued events (events.c) and the device
+ * data that changed (device_data.c: hardware, installed target, network, config) are sent
+ * before the cycle goes on; neither can fail the cycle. The first poll of a run also
+ * finishes an installation that waited for a reboot (rebooted -> installing.c's
+ * complete), and every poll leaves a target that still waits for one alone. `otad check`
+ * (device_opts.check_only) ends the run where the download would begin.
  */
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -614,11 +615,13 @@ static void send_manifest(device *d, http_done_fn done) {
               &d->creds, done);
 }
 
-/* The manifest and the events are sent: walk the metadata. */
+/* The manifest, the events and the device data are sent: walk the metadata. */
 static void walk_metadata(device *d) {
   d->upd->step = STEP_DIR_ROOT;
   next_step(d);
 }
+
+static void send_device_data(device *d) { device_data_send(d, walk_metadata); }
 
 static void on_manifest_for_poll(http_request *r) {
   device *d = r->data;
@@ -630,7 +633,7 @@ static void on_manifest_for_poll(http_request *r) {
   }
   http_request_reset(r);
   if (d->upd->result.pending) clear_result(d);
-  events_flush(d, walk_metadata);
+  events_flush(d, send_device_data);
 }
 
 void polling_poll(device *d) {
@@ -667,6 +670,9 @@ static void report_done(device *d) {
   device_fire(d, EV_REPORTED, what);
 }
 
+/* After a report the installed target may have changed: tell the server now. */
+static void report_device_data(device *d) { device_data_send(d, report_done); }
+
 static void on_manifest_report(http_request *r) {
   device *d = r->data;
   if (r->err == OTAD_ECANCELED) return;
@@ -681,7 +687,7 @@ static void on_manifest_report(http_request *r) {
   otad_errbuf eb = {{0}};
   store_remove(d->o.st, STORE_INSTALL_REPORT, &eb); /* accepted: no manifest carries it again */
   res->pending = false;
-  events_flush(d, report_done);
+  events_flush(d, report_device_data);
 }
 
 void polling_report(device *d) {

@@ -34,6 +34,11 @@
 #define STORE_IMAGE_TIMESTAMP "image_timestamp.json"
 #define STORE_IMAGE_SNAPSHOT "image_snapshot.json"
 #define STORE_IMAGE_TARGETS "image_targets.json"
+/* sha256 (hex) of the last body of each kind of device data the server accepted */
+#define STORE_SENT_SYSTEM_INFO "sent_system_info" /* PUT /system_info */
+#define STORE_SENT_INSTALLED "sent_installed"     /* PUT /core/installed */
+#define STORE_SENT_NETWORK "sent_network"         /* PUT /system_info/network */
+#define STORE_SENT_CONFIG "sent_config"           /* POST /system_info/config */
 
 typedef struct store store;
 
