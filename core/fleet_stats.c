@@ -107,6 +107,7 @@ cJSON *fleet_report_json(const fleet_stats *s, const fleet_summary *m) {
     if (m->final_states[st])
       cJSON_AddNumberToObject(fs, machine_state_name((enum dev_state)st),
                               (double)m->final_states[st]);
+  if (m->not_started) cJSON_AddNumberToObject(fs, "not_started", (double)m->not_started);
   cJSON_AddNumberToObject(o, "expected_final_state", (double)m->expected_ok);
   cJSON_AddNumberToObject(o, "cycles_completed", (double)m->cycles_completed);
   cJSON_AddNumberToObject(o, "updates_installed", (double)m->updates_installed);
@@ -154,6 +155,7 @@ void fleet_report_table(const fleet_stats *s, const fleet_summary *m, FILE *out)
     if (m->final_states[st])
       fprintf(out, " %s %llu", machine_state_name((enum dev_state)st),
               (unsigned long long)m->final_states[st]);
+  if (m->not_started) fprintf(out, " not_started %llu", (unsigned long long)m->not_started);
   fprintf(out, "\nas expected:   %llu of %d\n", (unsigned long long)m->expected_ok, m->devices);
   fprintf(out, "cycles:        %llu completed, %llu updates installed\n",
           (unsigned long long)m->cycles_completed, (unsigned long long)m->updates_installed);

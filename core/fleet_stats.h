@@ -82,6 +82,8 @@ typedef struct fleet_summary {
   bool keep_alive;
   double wall_seconds;
   uint64_t final_states[ST__COUNT]; /* devices per state they ended in */
+  uint64_t not_started;           /* devices the run ended before (or whose identity could
+                                     not be made); reported as final state "not_started" */
   uint64_t cycles_completed;      /* polling cycles that reached idle */
   uint64_t updates_installed;     /* installed events */
   uint64_t expected_ok;           /* devices that reached what the run asked for */

@@ -570,7 +570,7 @@ static void summarize(fleet *f, fleet_summary *m) {
   for (int i = 0; i < f->n; i++) {
     fleet_dev *fd = f->devs[i];
     if (!fd) {
-      m->final_states[ST_FAILED]++; /* never started: its identity could not be made */
+      m->not_started++; /* the run ended first, or its identity could not be made */
       continue;
     }
     m->final_states[fd->d.state]++;
