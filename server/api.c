@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include <gnutls/crypto.h>
 
 #include "api_internal.h"
+#include "fault_bodies.h"
 #include "files.h"
 #include "fleet.h"
 #include "utctime.h"
@@ -491,11 +493,13 @@ static void answer(api *a, request *r, reply *out) {
   handler_fn handler = route(a, r, out);
   if (!handler) return;
   fault f;
-  faults_take(a->faults, r->path, &f);
+  faults_take(a->faults, r->path, utc_monotonic_ms(), &f);
+  if (f.action != FAULT_NONE) snprintf(r->fault, sizeof r->fault, "%s", f.rule);
   switch (f.action) {
   case FAULT_NONE: handler(a, r, out); break;
   case FAULT_STATUS:
     reply_error(out, f.status, fault_code(f.status, r->path), "injected fault %s", f.rule);
+    out->retry_after_s = f.retry_after_s;
     break;
   case FAULT_TRUNCATE:
     handler(a, r, out);
@@ -514,6 +518,34 @@ static void answer(api *a, request *r, reply *out) {
     break;
   }
   case FAULT_CLOSE: out->send = SEND_NOTHING; break;
+  case FAULT_RESET: out->send = SEND_RESET; break;
+  case FAULT_STALL:
+    out->send = SEND_STALL;
+    out->hold_s = f.hold_s;
+    break;
+  case FAULT_TRICKLE:
+    handler(a, r, out);
+    out->send = SEND_TRICKLE;
+    out->bps = f.bps;
+    break;
+  case FAULT_HUGE:
+  case FAULT_HUGE_CHUNKED:
+    reply_clear(out);
+    *out = (reply){.status = 200,
+                   .content_type = API_CT_JSON,
+                   .send = f.action == FAULT_HUGE ? SEND_HUGE : SEND_HUGE_CHUNKED,
+                   .huge_size = f.size};
+    break;
+  case FAULT_BADJSON:
+    reply_body(out, 200, API_CT_JSON, FAULT_BAD_JSON, strlen(FAULT_BAD_JSON));
+    break;
+  case FAULT_BADMAC:
+    handler(a, r, out);
+    if (out->status == 200 &&
+        (!out->body || faults_break_p12_mac((unsigned char *)out->body, out->len) != 0))
+      reply_error(out, 500, "internal_error", "injected fault %s: the reply is not a PKCS#12",
+                  f.rule);
+    break;
   }
 }
 
@@ -548,11 +580,21 @@ static void cut_free(void *cls) {
   free(c);
 }
 
-/* The response for rep, taking what it holds; NULL when out of memory. */
-static struct MHD_Response *make_response(reply *rep) {
+/* The response for rep, taking what it holds; NULL when out of memory. A trickle holds
+ * connection in the park between sends. */
+static struct MHD_Response *make_response(api *a, struct MHD_Connection *connection, reply *rep) {
   struct MHD_Response *resp = NULL;
   uint64_t total = rep->has_file ? rep->file_len : rep->len;
-  if (rep->send == SEND_CUT && total >= 2) {
+  if (rep->send == SEND_HUGE || rep->send == SEND_HUGE_CHUNKED) {
+    resp = fault_huge_response(rep->huge_size, rep->send == SEND_HUGE_CHUNKED);
+  } else if (rep->send == SEND_TRICKLE && total > 0 && a->park) {
+    resp = fault_trickle_response(a->park, connection, rep->has_file ? NULL : rep->body, rep->fd,
+                                  rep->file_offset, total, rep->bps);
+    if (resp) { /* owned by the callback now */
+      rep->body = NULL;
+      rep->has_file = false;
+    }
+  } else if (rep->send == SEND_CUT && total >= 2) {
     cut_body *c = malloc(sizeof *c);
     if (!c) return NULL;
     *c = (cut_body){rep->body, rep->fd, rep->file_offset, (size_t)(total / 2)};
@@ -575,14 +617,37 @@ static struct MHD_Response *make_response(reply *rep) {
   return resp;
 }
 
-static enum MHD_Result send_reply(request *r, struct MHD_Connection *connection, reply *rep) {
-  if (rep->send == SEND_NOTHING) {
+/* Resets the connection now (RST): libmicrohttpd would end it with a FIN (shutdown before
+ * close), which a client reads as an empty reply, not as a reset. On Linux, connect() with
+ * AF_UNSPEC aborts an established TCP connection with a reset; MHD's close then finds the
+ * socket already disconnected. */
+static void reset_now(struct MHD_Connection *connection) {
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (!info) return;
+  struct linger now = {.l_onoff = 1, .l_linger = 0};
+  setsockopt(info->connect_fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+  struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+  connect(info->connect_fd, &unspec, sizeof unspec);
+}
+
+static enum MHD_Result send_reply(api *a, request *r, struct MHD_Connection *connection,
+                                  reply *rep) {
+  if (rep->send == SEND_NOTHING || rep->send == SEND_RESET || rep->send == SEND_STALL) {
+    if (rep->send == SEND_RESET) reset_now(connection);
+    bool hold = rep->send == SEND_STALL && a->park &&
+                park_hold(a->park, connection,
+                          utc_monotonic_ms() + (uint64_t)rep->hold_s * 1000) == 0;
     reply_clear(rep);
     r->status = 0;
-    return MHD_NO;
+    r->stalled = hold; /* resumed when due, and then closed */
+    return hold ? MHD_YES : MHD_NO;
   }
-  bool has_body = rep->has_file || rep->len > 0;
-  struct MHD_Response *resp = make_response(rep);
+  bool has_body = rep->has_file || rep->len > 0 || rep->send == SEND_HUGE ||
+                  rep->send == SEND_HUGE_CHUNKED;
+  char retry_after[16];
+  snprintf(retry_after, sizeof retry_after, "%u", rep->retry_after_s);
+  struct MHD_Response *resp = make_response(a, connection, rep);
   if (!resp) {
     reply_clear(rep);
     return MHD_NO;
@@ -593,6 +658,8 @@ static enum MHD_Result send_reply(request *r, struct MHD_Connection *connection,
        MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes") != MHD_YES) ||
       (rep->content_range[0] && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
                                                         rep->content_range) != MHD_YES) ||
+      (rep->retry_after_s &&
+       MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after) != MHD_YES) ||
       /* the certificate CN the server saw behind this request: lets a load generator count
        * requests that arrived under another device's identity (see README) */
       (r->who.cn[0] && strcmp(r->who.cn, "-") != 0 &&
@@ -636,6 +703,8 @@ enum MHD_Result api_handle(void *cls, struct MHD_Connection *connection, const c
                            size_t *upload_data_size, void **req_cls) {
   api *a = cls;
   request *r = *req_cls;
+  if (r && r->stalled) /* a stall fault's hold is over */
+    return MHD_NO;
   if (!r) {
     if (!(r = request_start(a, connection, url, method))) return MHD_NO;
     *req_cls = r;
@@ -646,7 +715,7 @@ enum MHD_Result api_handle(void *cls, struct MHD_Connection *connection, const c
       r->too_large = true; /* whatever body still arrives is discarded */
       reply_error(&rep, 413, "request_too_large", "request bodies are limited to %d bytes",
                   API_MAX_BODY);
-      return send_reply(r, connection, &rep);
+      return send_reply(a, r, connection, &rep);
     }
     return MHD_YES;
   }
@@ -676,7 +745,7 @@ enum MHD_Result api_handle(void *cls, struct MHD_Connection *connection, const c
                 API_MAX_BODY);
   else
     answer(a, r, &rep);
-  return send_reply(r, connection, &rep);
+  return send_reply(a, r, connection, &rep);
 }
 
 void api_completed(void *cls, struct MHD_Connection *connection, void **req_cls,
@@ -694,8 +763,9 @@ void api_completed(void *cls, struct MHD_Connection *connection, void **req_cls,
       snprintf(status, sizeof status, "%d", r->status);
     else
       snprintf(status, sizeof status, "closed");
-    fprintf(stderr, "%s %s %s %s %s %llums\n", ts, r->method, r->path, status, r->who.cn,
-            (unsigned long long)(utc_monotonic_ms() - r->started_ms));
+    fprintf(stderr, "%s %s %s %s %s %llums%s%s\n", ts, r->method, r->path, status, r->who.cn,
+            (unsigned long long)(utc_monotonic_ms() - r->started_ms),
+            r->fault[0] ? " fault " : "", r->fault);
   }
   free(r->path);
   free(r->body);
@@ -730,8 +800,14 @@ int api_create(const char *dir, const api_options *opts, api **out) {
   a->p12 = opts->p12;
   a->quiet = opts->quiet;
   char err[256];
-  if (faults_parse(opts->faults, &a->faults, err, sizeof err) != 0) {
+  if (faults_parse(opts->faults, opts->faults_seed, &a->faults, err, sizeof err) != 0) {
     fprintf(stderr, "ota-server: --faults: %s\n", err);
+    api_free(a);
+    return -1;
+  }
+  if (faults_hold_connections(a->faults) && park_create(&a->park) != 0) {
+    fprintf(stderr, "ota-server: --faults: cannot start the thread that resumes held "
+                    "connections\n");
     api_free(a);
     return -1;
   }
@@ -767,8 +843,16 @@ int api_create(const char *dir, const api_options *opts, api **out) {
   return 0;
 }
 
+bool api_holds_connections(const api *a) { return a->park != NULL; }
+
+void api_release_connections(api *a) {
+  if (a) park_close(a->park);
+}
+
 void api_free(api *a) {
   if (!a) return;
+  park_close(a->park); /* in case the daemon never started */
+  park_free(a->park);
   db_close(a->db);
   pki_cred_free(&a->device_ca);
   gnutls_free(a->server_ca_der.data);

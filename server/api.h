@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <microhttpd.h>
 
@@ -29,6 +30,7 @@ typedef struct api_options {
   enum pki_key_type device_key;  /* key type of issued device keys */
   enum p12_cert_cipher p12;      /* certificate-bag cipher of issued archives */
   const char *faults;            /* --faults SPEC, or NULL */
+  uint64_t faults_seed;          /* --faults-seed: drives the %RATE dice */
   const fleet_ca_set *fleet_cas; /* uploaded fleet CAs (copied), or NULL */
   bool quiet;                    /* no per-request log lines */
 } api_options;
@@ -37,6 +39,14 @@ typedef struct api_options {
  * its database.
  * Prints what went wrong to stderr and returns -1 on failure. */
 int api_create(const char *dir, const api_options *opts, api **out);
+
+/* True when --faults may hold connections (stall, trickle): the daemon must be started with
+ * MHD_ALLOW_SUSPEND_RESUME. */
+bool api_holds_connections(const api *a);
+
+/* Lets go of held connections and holds no more; call before MHD_stop_daemon (NULL is
+ * fine). */
+void api_release_connections(api *a);
 
 /* Frees everything api_create() made (NULL is fine). */
 void api_free(api *a);

@@ -13,6 +13,7 @@
 #include "db.h"
 #include "faults.h"
 #include "identity.h"
+#include "park.h"
 
 struct api {
   char *dir; /* the fleet directory: the Uptane repositories live there */
@@ -21,6 +22,7 @@ struct api {
   gnutls_datum_t server_ca_der; /* goes into every device archive */
   identity_anchors anchors;
   faults *faults;
+  park *park; /* connections held by stall and trickle faults; NULL without such faults */
   enum pki_key_type device_key;
   enum p12_cert_cipher p12;
   bool quiet;
@@ -39,10 +41,22 @@ typedef struct request {
   char *body;                   /* NUL-terminated (NULL when empty) */
   size_t len;
   bool too_large;
-  int status; /* what was answered; 0 = closed without an answer */
+  bool stalled; /* held by a stall fault: closed when resumed */
+  int status;   /* what was answered; 0 = closed without an answer */
+  char fault[160]; /* the --faults rule that answered it, or "" */
 } request;
 
-enum reply_send { SEND_WHOLE, SEND_CUT, SEND_NOTHING };
+enum reply_send {
+  SEND_WHOLE,
+  SEND_CUT,
+  SEND_NOTHING,
+  /* faults only: */
+  SEND_RESET,       /* TCP reset, no answer */
+  SEND_STALL,       /* hold the connection hold_s without answering */
+  SEND_TRICKLE,     /* the reply at bps bytes a second */
+  SEND_HUGE,        /* huge_size bytes of JSON-looking text, with a Content-Length */
+  SEND_HUGE_CHUNKED /* the same, chunked */
+};
 
 /* What a handler answers: body (malloc'd, or NULL when empty), or a file. */
 typedef struct reply {
@@ -56,6 +70,10 @@ typedef struct reply {
   uint64_t file_offset, file_len;
   bool accept_ranges;     /* Accept-Ranges: bytes */
   char content_range[96]; /* Content-Range value, or "" */
+  unsigned retry_after_s; /* Retry-After header (faults), 0 = none */
+  unsigned bps;           /* SEND_TRICKLE */
+  unsigned hold_s;        /* SEND_STALL */
+  uint64_t huge_size;     /* SEND_HUGE, SEND_HUGE_CHUNKED */
 } reply;
 
 extern const char API_CT_JSON[];

@@ -58,8 +58,16 @@ static const char USAGE[] =
     "      --port N              (default: init's --port)\n"
     "      --bind ADDR           listening address (default 127.0.0.1)\n"
     "      --threads N           worker threads (default: one per CPU)\n"
-    "      --faults SPEC         inject failures: ACTION@PATH[:COUNT],... where ACTION is\n"
-    "                            an HTTP status (400-599), truncate, cut, garbage or close\n"
+    "      --faults SPEC         inject failures, comma-separated rules\n"
+    "                            ACTION[+OPT...][%RATE]@PATH[:COUNT][:for=SECONDS]; ACTION\n"
+    "                            is an HTTP status (400-599, +retry=S adds Retry-After),\n"
+    "                            truncate, cut, garbage, close, reset, stall (+hold=S),\n"
+    "                            trickle (+bps=N), huge, huge-chunked (+size=N[K|M]),\n"
+    "                            badjson or badmac; PATH is a glob (/repo/*, *); see\n"
+    "                            server/README.md, Faults\n"
+    "      --faults-seed N       seed of the %RATE dice (default 0: a fixed sequence)\n"
+    "      --server-cert fleet|wrong-host|expired  serve a certificate devices must refuse,\n"
+    "                            made from the fleet's server CA (default fleet)\n"
     "      --p12 legacy|3des     certificate-bag cipher of device archives (default 3des)\n"
     "      --device-key ec256|rsa2048  (default: init's --device-key)\n"
     "      --quiet               no log line per request\n"
@@ -126,6 +134,8 @@ enum {
   OPT_BIND,
   OPT_THREADS,
   OPT_FAULTS,
+  OPT_FAULTS_SEED,
+  OPT_SERVER_CERT,
   OPT_QUIET,
   OPT_JSON,
   OPT_NAME,
@@ -154,6 +164,8 @@ static const struct option OPTIONS[] = {
     {"bind", required_argument, NULL, OPT_BIND},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"faults", required_argument, NULL, OPT_FAULTS},
+    {"faults-seed", required_argument, NULL, OPT_FAULTS_SEED},
+    {"server-cert", required_argument, NULL, OPT_SERVER_CERT},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"json", no_argument, NULL, OPT_JSON},
     {"name", required_argument, NULL, OPT_NAME},
@@ -182,7 +194,8 @@ static bool option_allowed(const char *cmd, int opt) {
            opt == OPT_DEVICE_KEY || opt == OPT_KEY_TYPE;
   if (strcmp(cmd, "serve") == 0)
     return opt == OPT_PORT || opt == OPT_BIND || opt == OPT_THREADS || opt == OPT_FAULTS ||
-           opt == OPT_P12 || opt == OPT_DEVICE_KEY || opt == OPT_QUIET;
+           opt == OPT_P12 || opt == OPT_DEVICE_KEY || opt == OPT_QUIET ||
+           opt == OPT_FAULTS_SEED || opt == OPT_SERVER_CERT;
   if (strcmp(cmd, "add-fleet-ca") == 0) return opt == OPT_NAME;
   bool signs = opt == OPT_EXPIRES || opt == OPT_KEY_TYPE;
   if (strcmp(cmd, "add-target") == 0)
@@ -300,11 +313,24 @@ int main(int argc, char **argv) {
     case OPT_FAULTS: {
       faults *f = NULL;
       char err[256];
-      if (faults_parse(optarg, &f, err, sizeof err) != 0) return usage_error("--faults: %s", err);
+      if (faults_parse(optarg, 0, &f, err, sizeof err) != 0)
+        return usage_error("--faults: %s", err);
       faults_free(f); /* checked here for the exit code; the server parses it again */
       serve.faults = optarg;
       break;
     }
+    case OPT_FAULTS_SEED: {
+      char *end = NULL;
+      errno = 0;
+      serve.faults_seed = strtoull(optarg, &end, 10);
+      if (errno || end == optarg || *end || *optarg == '-')
+        return usage_error("--faults-seed '%s': expected a number", optarg);
+      break;
+    }
+    case OPT_SERVER_CERT:
+      if (server_cert_kind_parse(optarg, &serve.server_cert) != 0)
+        return usage_error("--server-cert '%s': expected fleet, wrong-host or expired", optarg);
+      break;
     case OPT_QUIET: serve.quiet = true; break;
     case OPT_JSON: json = true; break;
     case OPT_NAME:

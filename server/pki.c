@@ -8,6 +8,7 @@
 #include "pki.h"
 
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,11 @@ static int set_extensions(gnutls_x509_crt_t crt, const pki_cert_spec *spec,
 }
 
 int pki_cred_create(const pki_cert_spec *spec, const pki_cred *issuer, pki_cred *out) {
+  return pki_cred_create_dated(spec, issuer, 0, 0, out);
+}
+
+int pki_cred_create_dated(const pki_cert_spec *spec, const pki_cred *issuer, time_t not_before,
+                          time_t not_after, pki_cred *out) {
   gnutls_x509_privkey_t key = NULL;
   gnutls_x509_crt_t crt = NULL;
   int rc = key_generate(spec->key_type, &key);
@@ -89,14 +95,17 @@ int pki_cred_create(const pki_cert_spec *spec, const pki_cred *issuer, pki_cred 
   }
   unsigned char serial[16];
   time_t now = time(NULL);
+  bool dated = not_before && not_after;
   if ((rc = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof serial)) < 0) goto fail;
   serial[0] = (serial[0] & 0x7f) | 0x40; /* positive, and no leading zero to strip */
   if ((rc = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
       (rc = gnutls_x509_crt_set_serial(crt, serial, sizeof serial)) < 0 ||
       (rc = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, spec->cn,
                                           (unsigned)strlen(spec->cn))) < 0 ||
-      (rc = gnutls_x509_crt_set_activation_time(crt, now - CLOCK_SKEW_SECONDS)) < 0 ||
-      (rc = gnutls_x509_crt_set_expiration_time(crt, now + (time_t)spec->days * 86400)) < 0 ||
+      (rc = gnutls_x509_crt_set_activation_time(crt, dated ? not_before
+                                                            : now - CLOCK_SKEW_SECONDS)) < 0 ||
+      (rc = gnutls_x509_crt_set_expiration_time(
+           crt, dated ? not_after : now + (time_t)spec->days * 86400)) < 0 ||
       (rc = gnutls_x509_crt_set_key(crt, key)) < 0 ||
       (rc = set_extensions(crt, spec, key, issuer)) < 0)
     goto fail;

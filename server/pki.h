@@ -8,6 +8,7 @@
 #define OTA_SERVER_PKI_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -36,6 +37,11 @@ typedef struct pki_cert_spec {
 /* Generates a key and a certificate for it: self-signed when issuer is NULL (CAs), else
  * signed by issuer. */
 int pki_cred_create(const pki_cert_spec *spec, const pki_cred *issuer, pki_cred *out);
+
+/* pki_cred_create() with the validity not_before..not_after instead of an hour back to
+ * spec->days ahead (an expired certificate for tests). */
+int pki_cred_create_dated(const pki_cert_spec *spec, const pki_cred *issuer, time_t not_before,
+                          time_t not_after, pki_cred *out);
 
 /* Frees both halves and empties the pair. */
 void pki_cred_free(pki_cred *c);

@@ -130,6 +130,7 @@ int serve_run(const serve_options *o) {
   api_options ao = {.device_key = o->device_key_set ? o->device_key : conf.device_key,
                     .p12 = o->p12,
                     .faults = o->faults,
+                    .faults_seed = o->faults_seed,
                     .fleet_cas = &fleet_cas,
                     .quiet = o->quiet};
   api *a = NULL;
@@ -140,6 +141,7 @@ int serve_run(const serve_options *o) {
   int status = 1;
   struct MHD_Daemon *d = NULL;
   if (!key || !crt || !prov_ca || !dev_ca || !pid_path) goto out;
+  if (server_cert_make(o->dir, o->server_cert, &key, &crt) != 0) goto out;
   if (asprintf(&trust, "%s%s%s", prov_ca, dev_ca, fleet_cas.pem) < 0) {
     trust = NULL;
     goto out;
@@ -156,6 +158,7 @@ int serve_run(const serve_options *o) {
 
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS |
                    MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+  if (api_holds_connections(a)) flags |= MHD_ALLOW_SUSPEND_RESUME; /* stall, trickle faults */
   d = MHD_start_daemon(
       flags, (uint16_t)port, NULL, NULL, api_handle, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
@@ -191,6 +194,7 @@ int serve_run(const serve_options *o) {
   status = 0;
 
 out:
+  api_release_connections(a); /* a daemon must not stop with suspended connections */
   if (d) MHD_stop_daemon(d);
   api_free(a);
   if (key) {

@@ -3,9 +3,11 @@
 #define OTA_SERVER_SERVE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "pkcs12.h"
 #include "pki.h"
+#include "server_cert.h"
 
 typedef struct serve_options {
   const char *dir;
@@ -13,6 +15,8 @@ typedef struct serve_options {
   const char *bind;         /* listening address, e.g. 127.0.0.1 or :: */
   int threads;              /* 0: one per CPU */
   const char *faults;       /* --faults SPEC or NULL */
+  uint64_t faults_seed;     /* --faults-seed (the %RATE dice) */
+  enum server_cert_kind server_cert; /* --server-cert: a certificate devices must refuse */
   enum p12_cert_cipher p12; /* certificate-bag cipher of issued archives */
   bool device_key_set;      /* false: server.conf's device_key */
   enum pki_key_type device_key;
