@@ -117,6 +117,7 @@ int journal_record(journal *j, const char *label, const char *id, const transiti
 typedef struct slot {
   char *label;
   int state;
+  int diverged; /* journal_replay_each: reported once, skipped from then on */
 } slot;
 
 typedef struct label_table {
@@ -154,6 +155,7 @@ static slot *table_get(label_table *t, const char *label) {
   t->slots[k].label = strdup(label);
   if (!t->slots[k].label) return NULL;
   t->slots[k].state = -1;
+  t->slots[k].diverged = 0;
   t->used++;
   return &t->slots[k];
 }
@@ -180,8 +182,10 @@ static int diverge(replay_result *res, size_t line, const char *fmt, ...) {
   return OTAD_EJOURNAL;
 }
 
-/* Checks one parsed line against the table and the device's previous state. */
-static int replay_line(label_table *tab, replay_result *res, size_t n, const cJSON *o) {
+/* Checks one parsed line against the table and the device's previous state. *sp gets the
+ * device's slot once it is known. */
+static int replay_line(label_table *tab, replay_result *res, size_t n, const cJSON *o,
+                       slot **sp) {
   const char *label = json_str(o, "device"), *from = json_str(o, "from"),
              *event = json_str(o, "event"), *to = json_str(o, "to"),
              *action = json_str(o, "action");
@@ -194,6 +198,8 @@ static int replay_line(label_table *tab, replay_result *res, size_t n, const cJS
                    event, to);
   slot *s = table_get(tab, label);
   if (!s) return diverge(res, n, "line %zu: out of memory", n);
+  *sp = s;
+  if (s->diverged) return 0; /* journal_replay_each: already reported */
   if (e == EV_START) {
     res->runs++;
     if (f != ST_UNPROVISIONED)
@@ -221,13 +227,16 @@ static int replay_line(label_table *tab, replay_result *res, size_t n, const cJS
   return 0;
 }
 
-int journal_replay(FILE *in, replay_result *res) {
+/* Both replays: keep_going checks each device apart and reports through cb. */
+static int replay(FILE *in, replay_result *res, int keep_going, journal_divergence_fn cb,
+                  void *ctx) {
   memset(res, 0, sizeof(*res));
   label_table tab = {0};
   char *line = NULL;
   size_t cap = 0, n = 0;
   ssize_t len;
-  int rc = 0;
+  int rc = 0, malformed = 0;
+  replay_result first = {0};
   while ((len = getline(&line, &cap, in)) > 0) {
     n++;
     int complete = line[len - 1] == '\n';
@@ -235,6 +244,8 @@ int journal_replay(FILE *in, replay_result *res) {
     if (len == 0) continue;
     res->lines++;
     cJSON *o = cJSON_Parse(line);
+    int lrc;
+    slot *s = NULL;
     if (!o || !cJSON_IsObject(o)) {
       cJSON_Delete(o);
       if (!complete) { /* a crash cut the last line short: not a divergence */
@@ -242,18 +253,43 @@ int journal_replay(FILE *in, replay_result *res) {
         res->lines--;
         break;
       }
-      rc = diverge(res, n, "line %zu: not a JSON object", n);
-      break;
+      lrc = diverge(res, n, "line %zu: not a JSON object", n);
+    } else {
+      lrc = replay_line(&tab, res, n, o, &s);
+      cJSON_Delete(o);
     }
-    rc = replay_line(&tab, res, n, o);
-    cJSON_Delete(o);
-    if (rc) break;
+    if (!lrc) continue;
+    if (!rc) { /* the first divergence is the one res describes */
+      rc = lrc;
+      first.line = res->line;
+      memcpy(first.why, res->why, sizeof(first.why));
+    }
+    if (!keep_going) break;
+    if (s) {
+      s->diverged = 1;
+      res->diverged_devices++;
+    } else if (!malformed++) {
+      res->diverged_devices++;
+    }
+    if (cb) cb(ctx, n, s ? s->label : "", res->why);
   }
   if (ferror(in) && !rc) rc = OTAD_EIO;
+  if (rc == OTAD_EJOURNAL) {
+    res->diverged = 1;
+    res->line = first.line;
+    memcpy(res->why, first.why, sizeof(res->why));
+  }
   free(line);
   res->devices = tab.used;
   for (size_t i = 0; i < tab.cap; i++)
-    if (tab.slots[i].label && tab.slots[i].state >= 0) res->final_counts[tab.slots[i].state]++;
+    if (tab.slots[i].label && tab.slots[i].state >= 0 && !tab.slots[i].diverged)
+      res->final_counts[tab.slots[i].state]++;
   table_free(&tab);
   return rc;
+}
+
+int journal_replay(FILE *in, replay_result *res) { return replay(in, res, 0, NULL, NULL); }
+
+int journal_replay_each(FILE *in, replay_result *res, journal_divergence_fn cb, void *ctx) {
+  return replay(in, res, 1, cb, ctx);
 }

@@ -39,12 +39,27 @@ typedef struct replay_result {
   size_t line;        /* the first divergent or malformed line (1-based) */
   int torn_tail;      /* 1 when the last line was cut short (a crash) and ignored */
   char why[512];      /* what diverged, in words */
+  size_t diverged_devices; /* journal_replay_each: devices with a divergence (plus one for
+                              any malformed lines) */
 } replay_result;
 
 /* Re-runs every line of in through machine_step() and checks continuity per device.
  * Returns 0 when the journal replays cleanly, OTAD_EJOURNAL on the first divergence or
  * malformed line (details in res), OTAD_EIO on a read error. */
 int journal_replay(FILE *in, replay_result *res);
+
+/* Told about each divergence journal_replay_each() finds: the line (1-based), the device's
+ * label ("" for a line without one) and what diverged, in words ("line N: device L: ..."). */
+typedef void (*journal_divergence_fn)(void *ctx, size_t line, const char *label,
+                                      const char *why);
+
+/* journal_replay() for journals of many devices (otad-fleet's): each device's transitions
+ * are checked on their own, so a device that diverges is reported through cb (may be NULL)
+ * and skipped from then on while the others replay to the end; a malformed line is
+ * reported and skipped. res describes the first divergence and counts the devices that
+ * diverged; final_counts leaves diverged devices out. Returns 0 when nothing diverged,
+ * OTAD_EJOURNAL when something did, OTAD_EIO on a read error. */
+int journal_replay_each(FILE *in, replay_result *res, journal_divergence_fn cb, void *ctx);
 
 /* Formats "YYYY-MM-DDTHH:MM:SS.mmmZ" for now into buf (at least 32 bytes). */
 void journal_timestamp(char *buf, size_t len);

@@ -2,8 +2,10 @@
  *
  * No network, no disk besides the journal: every line is checked against the transition
  * table (machine_step) and against the state the device was left in by its previous line.
- * The first divergence is reported with its line number, and the exit status says whether
- * the journal replays cleanly.
+ * A journal may hold many devices' lines interleaved (otad-fleet writes one for the whole
+ * fleet): each device's transitions are replayed on their own, so every device that
+ * diverges is reported with its label and line while the others replay to the end. The
+ * exit status says whether the journal replays cleanly.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,10 +16,15 @@ static const char usage_text[] =
     "Usage: otad-replay [--quiet] JOURNAL...\n"
     "\n"
     "Replays journals written by otad or otad-fleet (one JSON object per line) through the\n"
-    "state machine and reports the first divergence. '-' reads standard input.\n"
+    "state machine, each device's lines on their own, and reports every device that\n"
+    "diverges (its label and the line). '-' reads standard input.\n"
     "\n"
     "Exit status: 0 every journal replays cleanly, 1 a journal diverges or is malformed,\n"
     "2 usage error or unreadable file.\n";
+
+static void on_divergence(void *ctx, size_t line, const char *label, const char *why) {
+  printf("%s: DIVERGED at %s\n", (const char *)ctx, why);
+}
 
 static int replay_one(const char *path, int quiet) {
   FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
@@ -26,14 +33,18 @@ static int replay_one(const char *path, int quiet) {
     return 2;
   }
   replay_result r;
-  int rc = journal_replay(f, &r);
+  int rc = journal_replay_each(f, &r, on_divergence, (void *)path);
   if (f != stdin) fclose(f);
   if (rc == OTAD_EIO) {
     fprintf(stderr, "otad-replay: %s: read error\n", path);
     return 2;
   }
   if (rc) {
-    printf("%s: DIVERGED at %s\n", path, r.why);
+    printf("%s: %zu of %zu devices diverged (the first at line %zu)", path, r.diverged_devices,
+           r.devices, r.line);
+    if (r.devices > r.diverged_devices)
+      printf("; the other %zu replay cleanly", r.devices - r.diverged_devices);
+    printf("\n");
     return 1;
   }
   if (!quiet) {
