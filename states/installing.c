@@ -342,8 +342,10 @@ static int switch_current(int rootfd, const char *version, char *prev, size_t pr
   return 0;
 }
 
-/* Removes versions other than keep and prev, and leftovers of interrupted installs. */
-static void prune_versions(const char *root, int rootfd, const char *keep, const char *prev) {
+/* Removes leftovers of interrupted installs and, when versions is set, the versions other
+ * than keep and prev. */
+static void prune_versions(const char *root, int rootfd, const char *keep, const char *prev,
+                           bool versions) {
   int fd = dup(rootfd);
   DIR *dh = fd >= 0 ? fdopendir(fd) : NULL;
   if (!dh) {
@@ -358,7 +360,7 @@ static void prune_versions(const char *root, int rootfd, const char *keep, const
         !strcmp(n, prev))
       continue;
     bool leftover = n[0] == '.' && strstr(n, ".new.");
-    if (!leftover && !install_version_ok(n)) continue;
+    if (!leftover && (!versions || !install_version_ok(n))) continue;
     snprintf(path, sizeof(path), "%s/%s", root, n);
     rm_tree(path);
   }
@@ -396,6 +398,7 @@ int install_archive(const char *archive, const char *dest_root, const char *vers
   }
   chmod(tmp, 0755);
   syncfs(rootfd); /* the files' contents are durable before anything points at them */
+  store_test_step("install-unpacked"); /* crash tests (no-op) */
   if (lstat(fin, &st) == 0) {
     /* the same version again: swap the new tree in, then drop the old one */
 #ifdef RENAME_EXCHANGE
@@ -417,8 +420,11 @@ int install_archive(const char *archive, const char *dest_root, const char *vers
     goto out;
   }
   fsync(rootfd);
+  store_test_step("install-renamed");
   if (switch_current(rootfd, version, prev, sizeof(prev), err, errlen) != 0) goto out;
-  if (prev[0] && strcmp(prev, version) != 0) prune_versions(root, rootfd, version, prev);
+  store_test_step("install-switched");
+  /* leftovers go also on a first install or a reinstall (a crash left them earlier) */
+  prune_versions(root, rootfd, version, prev, prev[0] && strcmp(prev, version) != 0);
   rc = 0;
 out:
   close(rootfd);
@@ -442,9 +448,12 @@ static void install_failed(device *d, const char *fmt, ...) {
   device_fail_with(d, EV_INSTALL_FAILED, OTAD_EIO, "%s", desc);
 }
 
-/* The target as JSON for the store (see installing.h). */
-static char *target_json(const update_target *t) {
+/* The target as JSON for the store (see installing.h). done: the package manager finished
+ * (no reboot needed), only recording and reporting it remain - a pending_target so marked
+ * is completed by the next run whatever the reboot sentinel says. */
+static char *target_json(const update_target *t, bool done) {
   cJSON *o = cJSON_CreateObject();
+  if (done) cJSON_AddBoolToObject(o, "installed", true);
   cJSON_AddStringToObject(o, "name", t->name);
   cJSON_AddStringToObject(o, "sha256", t->sha256);
   cJSON_AddStringToObject(o, "sha512", t->sha512);
@@ -468,17 +477,22 @@ static void write_reboot_sentinel(device *d) {
                eb.msg[0] ? eb.msg : strerror(errno));
 }
 
-/* The package manager succeeded (code OK or NEED_COMPLETION): record, report, go on. */
+/* The package manager succeeded (code OK or NEED_COMPLETION): record, report, go on.
+ * OK is recorded as pending_target marked installed, then installed_target, then the
+ * report, then pending_target goes: a crash anywhere in between leaves the pending
+ * record, which the next run completes and reports (installing_complete). Without it a
+ * crash after installed_target would lose the report: the next run finds the target
+ * installed and the server never hears of it. */
 static void install_succeeded(device *d, const char *code, const char *desc) {
   device_update *u = d->upd;
   bool complete = strcmp(code, UPDATE_OK) == 0;
-  char *json = target_json(&u->target);
+  char *json = target_json(&u->target, complete);
   otad_errbuf eb = {{0}};
-  int rc = json ? store_write(d->o.st, complete ? STORE_INSTALLED_TARGET : STORE_PENDING_TARGET,
-                              json, strlen(json), false, &eb)
+  int rc = json ? store_write(d->o.st, STORE_PENDING_TARGET, json, strlen(json), false, &eb)
                 : otad_fail(&eb, OTAD_ENOMEM, "out of memory");
+  if (!rc && complete)
+    rc = store_write(d->o.st, STORE_INSTALLED_TARGET, json, strlen(json), false, &eb);
   free(json);
-  if (!rc && complete) rc = store_remove(d->o.st, STORE_PENDING_TARGET, &eb);
   if (rc) {
     char desc2[sizeof(d->eb.msg)];
     snprintf(desc2, sizeof(desc2), "%s, but recording it failed: %s", desc, eb.msg);
@@ -492,6 +506,8 @@ static void install_succeeded(device *d, const char *code, const char *desc) {
    * is no failure of this cycle */
   polling_set_result(d, complete, code, "%s", desc);
   device_log(d, LOG_INFO, "%s", desc);
+  if (complete && store_remove(d->o.st, STORE_PENDING_TARGET, &eb) != 0)
+    device_log(d, LOG_WARN, "%s", eb.msg); /* the next run completes it again: harmless */
   if (complete) {
     events_queue(d, EVENT_INSTALLATION_COMPLETED, u->target.correlation_id, EVENT_SUCCEEDED);
     device_fire(d, EV_INSTALLED, u->target.name);
@@ -513,8 +529,13 @@ bool installing_reboot_completed(device *d, char *name, size_t n) {
   const cJSON *nm = cJSON_GetObjectItemCaseSensitive(o, "name");
   snprintf(name, n, "%s", cJSON_IsString(nm) ? nm->valuestring : "");
   bool pending = o != NULL;
+  bool done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "installed"));
   cJSON_Delete(o);
   if (!pending) return false;
+  if (done) {
+    device_log(d, LOG_INFO, "%s was installed, but a restart interrupted recording it", name);
+    return true;
+  }
   const char *dir = d->o.cfg->reboot_sentinel_dir;
   char path[PATH_MAX];
   if (dir && dir[0] && snprintf(path, sizeof(path), "%s/need_reboot", dir) < (int)sizeof(path) &&
@@ -549,9 +570,11 @@ void installing_complete(device *d) {
   copy_str(o, "correlation_id", t->correlation_id, sizeof(t->correlation_id));
   const cJSON *len = cJSON_GetObjectItemCaseSensitive(o, "length");
   t->length = cJSON_IsNumber(len) ? (uint64_t)len->valuedouble : 0;
+  bool done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "installed"));
   cJSON_Delete(o);
   /* the report first: until pending_target is gone, a crash only means completing again */
-  polling_set_result(d, true, UPDATE_OK, "installed %s: completed by a reboot", t->name);
+  polling_set_result(d, true, UPDATE_OK, "installed %s: %s", t->name,
+                     done ? "recorded after a restart" : "completed by a reboot");
   otad_errbuf eb = {{0}};
   int rc = store_write(d->o.st, STORE_INSTALLED_TARGET, js, strlen(js), false, &eb);
   free(js);
@@ -561,7 +584,8 @@ void installing_complete(device *d) {
     return;
   }
   events_queue(d, EVENT_INSTALLATION_COMPLETED, t->correlation_id, EVENT_SUCCEEDED);
-  device_log(d, LOG_INFO, "installed %s: the reboot completed the installation", t->name);
+  device_log(d, LOG_INFO, "installed %s: %s", t->name,
+             done ? "recorded and reported after a restart" : "the reboot completed the installation");
   device_fire(d, EV_INSTALLED, t->name);
 }
 
@@ -634,10 +658,10 @@ static void archive_done(uv_work_t *w, int status) {
   archive_job *j = w->data;
   device *d = j->d;
   if (d->closing) {
-    if (status == 0 && j->rc == 0) { /* done on disk: record it even while closing */
-      char *json = target_json(&d->upd->target);
+    if (status == 0 && j->rc == 0) { /* done on disk: the next run records and reports it */
+      char *json = target_json(&d->upd->target, true);
       otad_errbuf eb = {{0}};
-      if (json) store_write(d->o.st, STORE_INSTALLED_TARGET, json, strlen(json), false, &eb);
+      if (json) store_write(d->o.st, STORE_PENDING_TARGET, json, strlen(json), false, &eb);
       free(json);
     }
     archive_job_free(j);
@@ -717,10 +741,10 @@ static void command_exited(uv_process_t *p, int64_t status, int signal) {
   device *d = j->d;
   uv_close((uv_handle_t *)p, free_proc);
   if (d->closing) {
-    if (!signal && status == 0) {
-      char *json = target_json(&d->upd->target);
+    if (!signal && status == 0) { /* the next run records and reports it */
+      char *json = target_json(&d->upd->target, true);
       otad_errbuf eb = {{0}};
-      if (json) store_write(d->o.st, STORE_INSTALLED_TARGET, json, strlen(json), false, &eb);
+      if (json) store_write(d->o.st, STORE_PENDING_TARGET, json, strlen(json), false, &eb);
       free(json);
     }
     device_work_finished(d);

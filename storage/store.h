@@ -121,4 +121,9 @@ char *store_read_string(store *s, const char *name);
 int atomic_write_file(const char *path, const void *data, size_t len, int mode,
                       otad_errbuf *eb);
 
+/* Crash-test seam (see store_fs.c): with OTAD_TEST_KILL_AT_WRITE set, numbers the step
+ * what among the store's writes and removes, and SIGKILLs the process if its number is
+ * the one asked for. Without the variable it does nothing. */
+void store_test_step(const char *what);
+
 #endif

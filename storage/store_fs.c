@@ -106,20 +106,59 @@ static int create_temp(int dirfd, const char *tmp, int mode) {
   return fd;
 }
 
-/* Crash-test seam: with OTAD_TEST_KILL_AT_WRITE=N in the environment, the Nth atomic write
- * of the process writes half its data to the temp file and then the process SIGKILLs
- * itself, as a power cut would stop it. Tests use it to prove that a restart recovers
- * from a kill at every write; without the variable it costs one getenv per process. */
-static void crash_point(int fd, const void *data, size_t len) {
-  static long target = -1, count = 0;
-  if (target < 0) {
+/* Crash-test seam, inert unless OTAD_TEST_KILL_AT_WRITE is in the environment (then one
+ * getenv per process). It numbers every storage operation of the process from 1: each
+ * atomic write (store values, the credentials zip, the reboot sentinel) and each store
+ * remove, and names it on stderr ("otad-test: store op N: write NAME"). At op N the
+ * process SIGKILLs itself, as a power cut would stop it: by default half way through (a
+ * write has half its data in the temp file, a remove has not happened yet); with
+ * OTAD_TEST_KILL_AFTER=1 just after the op is complete and durable (renamed or unlinked,
+ * directory fsynced). Code outside the store can number a step of its own the same way
+ * (store_test_step: the archive install). N = 0 only numbers the ops. Tests and scripts/kill_campaign.sh use
+ * it to prove that a restart recovers from a kill at every step. */
+enum { KILL_HALF, KILL_AFTER };
+
+static long seam_target = -1; /* -1: not read yet; 0: no seam or counting only */
+static long seam_count;
+static int seam_after;
+static int seam_on;
+
+/* Numbers one op; true when the process must die at it (the caller picks the moment). */
+static bool seam_op(const char *what, const char *name) {
+  if (seam_target < 0) {
     const char *e = getenv("OTAD_TEST_KILL_AT_WRITE");
-    target = e ? atol(e) : 0;
+    const char *a = getenv("OTAD_TEST_KILL_AFTER");
+    seam_on = e != NULL;
+    seam_target = e ? atol(e) : 0;
+    if (seam_target < 0) seam_target = 0;
+    seam_after = a && a[0] == '1';
   }
-  if (target <= 0 || ++count != target) return;
+  if (!seam_on) return false;
+  long n = __atomic_add_fetch(&seam_count, 1, __ATOMIC_SEQ_CST);
+  fprintf(stderr, "otad-test: store op %ld: %s %s\n", n, what, name);
+  return seam_target > 0 && n == seam_target;
+}
+
+static void seam_kill(long n, const char *when) {
+  fprintf(stderr, "otad-test: SIGKILL at store op %ld (%s)\n", n, when);
+  raise(SIGKILL);
+}
+
+/* A write's kill point "half": half the data in the temp file, then SIGKILL. */
+static void crash_half(bool die, int fd, const void *data, size_t len) {
+  if (!die || seam_after) return;
   (void)write_all(fd, data, len / 2);
   (void)fsync(fd);
-  raise(SIGKILL);
+  seam_kill(seam_count, "half written");
+}
+
+/* The kill point "after" of an op that completed. */
+static void crash_after(bool die) {
+  if (die && seam_after) seam_kill(seam_count, "after the op");
+}
+
+void store_test_step(const char *what) {
+  if (seam_op("step", what)) seam_kill(seam_count, "at the step");
 }
 
 /* The atomic write of name inside dirfd; path names it in messages. */
@@ -133,7 +172,8 @@ static int atomic_write_at(int dirfd, const char *name, const char *path, const 
   int fd = create_temp(dirfd, tmp, mode);
   if (fd < 0) return fail_errno(eb, errno, "creating a temp file for", path);
   int err = 0;
-  crash_point(fd, data, len);
+  bool die = seam_op("write", name);
+  crash_half(die, fd, data, len);
   /* fchmod: the mode is exact, not narrowed by the umask (it can only widen to mode). */
   if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) err = errno;
   if (close(fd) < 0 && !err && errno != EINTR) err = errno;
@@ -145,6 +185,7 @@ static int atomic_write_at(int dirfd, const char *name, const char *path, const 
   /* Makes the rename durable. EINVAL: a filesystem that cannot sync directories. */
   if (fsync(dirfd) < 0 && errno != EINVAL)
     return fail_errno(eb, errno, "syncing the directory of", path);
+  crash_after(die);
   return 0;
 }
 
@@ -236,12 +277,16 @@ static int fs_remove(store *s, const char *name, otad_errbuf *eb) {
   if (rc) return rc;
   char path[PATH_MAX];
   join(path, sizeof(path), fs->dir, name);
+  bool die = seam_op("remove", name);
+  if (die && !seam_after) seam_kill(seam_count, "before the unlink");
   if (unlinkat(fs->dirfd, name, 0) < 0) {
-    if (errno == ENOENT) return 0;
-    return fail_errno(eb, errno, "removing", path);
+    if (errno != ENOENT) return fail_errno(eb, errno, "removing", path);
+    crash_after(die);
+    return 0;
   }
   if (fsync(fs->dirfd) < 0 && errno != EINVAL)
     return fail_errno(eb, errno, "syncing the directory of", path);
+  crash_after(die);
   return 0;
 }
 
