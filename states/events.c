@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "../core/log.h"
+#include "../core/utf8.h"
 
 void events_uuid4(device *d, char out[37]) {
   uint8_t b[16];
@@ -87,6 +88,7 @@ void events_queue(device *d, const char *type, const char *correlation_id,
   cJSON_AddStringToObject(body, "ecu", d->ecu_serial);
   cJSON_AddStringToObject(body, "correlationId", correlation_id ? correlation_id : "");
   if (success != EVENT_NO_SUCCESS) cJSON_AddBoolToObject(body, "success", success);
+  utf8_repair_json(ev); /* a correlation ID cut mid-character stays valid JSON */
 
   cJSON *q = load_queue(d);
   int dropped = 0;

@@ -28,6 +28,7 @@
 #include "../core/canonical_json.h"
 #include "../core/log.h"
 #include "../core/uptane.h"
+#include "../core/utf8.h"
 #include "events.h"
 #include "installing.h"
 #include "states.h"
@@ -161,6 +162,7 @@ static cJSON *sign_document(device *d, cJSON *signed_part, otad_errbuf *eb) {
   char *canon = NULL, *sig = NULL;
   size_t len = 0;
   const char *method = NULL;
+  utf8_repair_json(signed_part); /* cut or foreign strings: still valid JSON */
   if (canonical_json(signed_part, &canon, &len, eb) != 0 ||
       keys_sign(&d->ecu_key, (const uint8_t *)canon, len, &sig, &method, eb) != 0) {
     free(canon);
@@ -188,7 +190,7 @@ static cJSON *result_object(const update_result *r) {
   return o;
 }
 
-static char *build_manifest(device *d, otad_errbuf *eb) {
+char *polling_build_manifest(device *d, otad_errbuf *eb) {
   device_update *u = d->upd;
   char *js = store_read_string(d->o.st, STORE_INSTALLED_TARGET);
   cJSON *inst = js ? cJSON_Parse(js) : NULL;
@@ -605,7 +607,7 @@ static void on_fetched(http_request *r) {
 static void send_manifest(device *d, http_done_fn done) {
   otad_errbuf eb = {{0}};
   int rc = ensure_ecu_identity(d, &eb);
-  char *manifest = rc ? NULL : build_manifest(d, &eb);
+  char *manifest = rc ? NULL : polling_build_manifest(d, &eb);
   if (!manifest) {
     device_fail_with(d, EV_CONFIG_ERROR, rc ? rc : OTAD_ECRYPTO, "cannot sign the manifest: %s",
                      eb.msg);

@@ -49,6 +49,10 @@ void polling_report(device *d);
 void polling_set_result(device *d, bool success, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* polling.c: the signed manifest (with d->upd->result when pending) as JSON text (heap),
+ * or NULL with eb filled when it cannot be signed. Bumps the report counter. */
+char *polling_build_manifest(device *d, otad_errbuf *eb);
+
 /* polling.c: frees d->upd and the trusted metadata it holds. */
 void polling_free(device *d);
 
