@@ -133,6 +133,7 @@ static const config_key config_keys[] = {
     KEY("telemetry", "report_network", KIND_BOOL, report_network),
     KEY("telemetry", "report_config", KIND_BOOL, report_config),
 
+    KEY("network", "timeout_sec", KIND_POSITIVE, network_timeout_sec),
     IGNORED("network", "curl_proxy"),
     IGNORED("network", "curl_bandwith"), /* sic: aktualizr's spelling */
     IGNORED("network", "use_oscp"),      /* sic */
@@ -663,6 +664,7 @@ void config_init(otad_config *cfg) {
       .expiry_days = 36000,
       .mode = PROVISION_AUTO,
       .polling_sec = 10,
+      .network_timeout_sec = 60,
       .key_type = KEY_RSA2048,
       .report_network = true,
       .report_config = true,

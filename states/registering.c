@@ -120,13 +120,23 @@ static void error_reply(const http_request *r, char *code, size_t cl, char *desc
   cJSON_Delete(o);
 }
 
+/* What is wrong with a server certificate the TLS library refused, from its words (they
+ * differ between libraries, so anything unrecognised reads as the usual cause). */
+static const char *peer_problem(const char *msg) {
+  if (strstr(msg, "expired")) return "has expired";
+  if (strstr(msg, "not yet valid") || strstr(msg, "not valid yet")) return "is not valid yet";
+  if (strstr(msg, "match") && (strstr(msg, "name") || strstr(msg, "host")))
+    return "is not issued for this server's name";
+  return "is not signed by the pinned CA";
+}
+
 /* Shared by both registration calls: a transport error or a non-2xx status, as an event. */
 void registering_classify_failure(device *d, http_request *r, const char *what) {
   if (r->err == OTAD_EPEER) {
-    device_fail_with(d, EV_REJECTED, r->err,
-                     "%s: the server's certificate is not signed by the pinned CA (%s); "
-                     "nothing was sent",
-                     what, r->errmsg);
+    const char *detail = r->errmsg;
+    while (*detail == ' ') detail++;
+    device_fail_with(d, EV_REJECTED, r->err, "%s: the server's certificate %s (%s); nothing was sent",
+                     what, peer_problem(detail), detail);
     return;
   }
   if (r->err) {

@@ -1,6 +1,7 @@
 /* request.c - the one way a state sends a request: body and URL are handed over to the
  * device (which owns them until the next request), the identity is given as PEM blobs,
- * and a failure to start becomes a transient error like any other. */
+ * the whole request is bounded by [network] timeout_sec, and a failure to start becomes a
+ * transient error like any other. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,10 @@ void states_send(device *d, const char *method, const char *what, char *url, cha
   r->key_pem = id->key_pem;
   r->ca_pem = id->ca_pem;
   r->max_response = max_response ? max_response : HTTP_DEFAULT_MAX_RESPONSE;
+  /* Bounded: a server that stalls or trickles must not hold the device forever. */
+  int limit_s = d->o.cfg && d->o.cfg->network_timeout_sec > 0 ? d->o.cfg->network_timeout_sec : 60;
+  r->timeout_ms = (long)limit_s * 1000;
+  r->connect_timeout_ms = r->timeout_ms;
   r->done = done;
   int rc = http_start(d->o.http, r);
   if (rc)
