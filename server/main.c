@@ -105,6 +105,8 @@ static const char USAGE[] =
     "                            root 365 d, targets 365 d, snapshot 90 d, timestamp 30 d\n"
     "      --key-type ed25519|rsa  keys of repositories made now (a fleet made before\n"
     "                            Uptane gets them on first use; default ed25519)\n"
+    "  uptane ACTION DIR ...     keys and thresholds per role, delegations, and attacks for\n"
+    "                            client tests (see `ota-server uptane --help`)\n"
     "\n"
     "Options for every command: -h, --help; --version.\n";
 
@@ -256,6 +258,7 @@ int main(int argc, char **argv) {
     printf("ota-server %s\n", OTAD_VERSION);
     return 0;
   }
+  if (strcmp(cmd, "uptane") == 0) return uptane_tool_main(argc - 1, argv + 1); /* own options */
   if (!known_command(cmd)) return usage_error("unknown command '%s'", cmd);
 
   init_options init = {.port = FLEET_DEFAULT_PORT,

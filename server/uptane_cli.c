@@ -97,7 +97,8 @@ int cli_add_target(const uptane_cli_options *o) {
                         .hwids = o->hwids,
                         .nhwids = o->nhwids,
                         .format = o->format ? o->format : "BINARY",
-                        .uri = o->uri};
+                        .uri = o->uri,
+                        .delegation = o->delegation};
   return repo_add_target(o->dir, &t, o->expires) == 0 ? 0 : 1;
 }
 
@@ -148,6 +149,7 @@ int cli_assign(const uptane_cli_options *o) {
 
 int cli_rotate_root(const uptane_cli_options *o) {
   if (prepare(o) != 0) return 1;
+  if (o->bad_chain) return repo_rotate_root_bad_chain(o->dir, o->repo, o->expires) == 0 ? 0 : 1;
   return repo_rotate_root(o->dir, o->repo, o->key_type_set ? &o->key_type : NULL, o->expires) == 0
              ? 0
              : 1;
@@ -156,14 +158,38 @@ int cli_rotate_root(const uptane_cli_options *o) {
 int cli_resign(const uptane_cli_options *o) {
   if (prepare(o) != 0) return 1;
   if (o->repo != REPO_DIRECTOR || o->role != REPO_ROLE_TARGETS)
-    return repo_resign(o->dir, o->repo, o->role, NULL, o->expires, o->meta_version) == 0 ? 0 : 1;
+    return repo_resign(o->dir, o->repo, o->role, o->delegation, NULL, o->expires, o->meta_version,
+                       o->attack) == 0
+               ? 0
+               : 1;
   device_refs refs;
   if (find_devices(o->dir, o->all ? NULL : o->device, &refs) != 0) return 1;
   int status = 0;
   for (size_t i = 0; i < refs.n; i++)
-    if (repo_resign(o->dir, REPO_DIRECTOR, REPO_ROLE_TARGETS, refs.v[i].uuid, o->expires,
-                    o->meta_version) != 0)
+    if (repo_resign(o->dir, REPO_DIRECTOR, REPO_ROLE_TARGETS, NULL, refs.v[i].uuid, o->expires,
+                    o->meta_version, o->attack) != 0)
       status = 1;
   refs_free(&refs);
   return status;
+}
+
+int cli_set_keys(const uptane_cli_options *o) {
+  if (prepare(o) != 0) return 1;
+  return repo_set_keys(o->dir, o->repo, o->role, o->nkeys, o->threshold,
+                       o->key_type_set ? &o->key_type : NULL, o->expires) == 0
+             ? 0
+             : 1;
+}
+
+int cli_delegate(const uptane_cli_options *o) {
+  if (prepare(o) != 0) return 1;
+  repo_delegation_spec d = {.name = o->role_name,
+                            .parent = o->parent,
+                            .paths = o->paths,
+                            .npaths = o->npaths,
+                            .terminating = o->terminating,
+                            .nkeys = o->nkeys,
+                            .threshold = o->threshold,
+                            .type = o->key_type_set ? o->key_type : TUF_KEY_ED25519};
+  return repo_delegate(o->dir, &d, o->expires) == 0 ? 0 : 1;
 }

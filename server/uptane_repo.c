@@ -24,6 +24,7 @@
 
 #include "canonical.h"
 #include "files.h"
+#include "uptane_repo_internal.h"
 #include "utctime.h"
 
 #define LOCK_FILE ".lock"
@@ -101,7 +102,7 @@ int repo_target_name_valid(const char *name) {
 /* ---- paths, locking, files ---- */
 
 /* DIR/uptane/KIND[/rest], malloc'd. */
-static char *repo_path(const char *dir, enum repo_kind kind, const char *rest) {
+char *repo_path(const char *dir, enum repo_kind kind, const char *rest) {
   char *p = NULL;
   if (asprintf(&p, "%s/%s/%s%s%s", dir, REPO_DIR, repo_kind_name(kind), rest ? "/" : "",
                rest ? rest : "") < 0)
@@ -109,7 +110,7 @@ static char *repo_path(const char *dir, enum repo_kind kind, const char *rest) {
   return p;
 }
 
-static int mkdir_p(const char *path, mode_t mode) {
+int repo_mkdir_p(const char *path, mode_t mode) {
   char *copy = strdup(path);
   if (!copy) return -ENOMEM;
   int rc = 0;
@@ -125,12 +126,12 @@ static int mkdir_p(const char *path, mode_t mode) {
   return rc;
 }
 
-/* Takes the repositories' lock: the fd to give to unlock(), or -1 (message printed). */
-static int lock(const char *dir) {
+/* Takes the repositories' lock: the fd to give to repo_unlock(), or -1 (message printed). */
+int repo_lock(const char *dir) {
   char *base = NULL, *path = NULL;
   int fd = -1;
   if (asprintf(&base, "%s/%s", dir, REPO_DIR) < 0) return -1;
-  if (mkdir_p(base, 0700) != 0 || asprintf(&path, "%s/%s", base, LOCK_FILE) < 0) {
+  if (repo_mkdir_p(base, 0700) != 0 || asprintf(&path, "%s/%s", base, LOCK_FILE) < 0) {
     fprintf(stderr, "ota-server: %s: %s\n", base, strerror(errno));
     free(base);
     return -1;
@@ -146,13 +147,13 @@ static int lock(const char *dir) {
   return fd;
 }
 
-static void unlock(int fd) {
+void repo_unlock(int fd) {
   if (fd >= 0) close(fd); /* closing the description releases the flock */
 }
 
 /* Parses a JSON file: the document, or NULL with a message, except for a file that does not
  * exist when `missing` is given (then *missing is set, silently). */
-static cJSON *read_json(const char *path, bool *missing) {
+cJSON *repo_read_json(const char *path, bool *missing) {
   char *text = NULL;
   size_t len = 0;
   int rc = file_read(path, &text, &len);
@@ -172,7 +173,7 @@ static void hex(const unsigned char *d, size_t n, char *out) {
     snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-static time_t default_expiry(enum repo_role role) {
+time_t repo_default_expiry(enum repo_role role) {
   int days = role == REPO_ROLE_ROOT        ? REPO_ROOT_DAYS
              : role == REPO_ROLE_SNAPSHOT  ? REPO_SNAPSHOT_DAYS
              : role == REPO_ROLE_TIMESTAMP ? REPO_TIMESTAMP_DAYS
@@ -181,14 +182,19 @@ static time_t default_expiry(enum repo_role role) {
 }
 
 /* signed.version of a document, or 0. */
-static long version_of(const cJSON *doc) {
+long repo_version_of(const cJSON *doc) {
   const cJSON *v =
       cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "signed"), "version");
   return cJSON_IsNumber(v) && v->valuedouble >= 1 ? (long)v->valuedouble : 0;
 }
 
+long repo_version_of_signed(const cJSON *sig_obj) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(sig_obj, "version");
+  return cJSON_IsNumber(v) && v->valuedouble >= 1 ? (long)v->valuedouble : 0;
+}
+
 /* Sets signed.version and signed.expires. */
-static int stamp(cJSON *sig_obj, long version, time_t expires) {
+int repo_stamp(cJSON *sig_obj, long version, time_t expires) {
   char when[UTC_ISO_LEN];
   utc_iso(expires, when);
   cJSON_DeleteItemFromObjectCaseSensitive(sig_obj, "version");
@@ -199,10 +205,8 @@ static int stamp(cJSON *sig_obj, long version, time_t expires) {
              : -1;
 }
 
-/* Signs sig_obj (owned) with keys and writes RDIR/V.ROLE.json then RDIR/ROLE.json. On success
- * *out (when not NULL) is the document's bytes (malloc'd). */
-static int write_signed(const char *rdir, const char *role, cJSON *sig_obj,
-                        const tuf_key *const *keys, size_t nkeys, char **out, size_t *outlen) {
+int repo_write_signed(const char *rdir, const char *role, cJSON *sig_obj,
+                      const tuf_key *const *keys, size_t nkeys, char **out, size_t *outlen) {
   cJSON *doc = cJSON_CreateObject(), *sigs = cJSON_CreateArray();
   char *msg = NULL, *text = NULL, *versioned = NULL, *current = NULL;
   size_t msg_len = 0, len = 0;
@@ -224,7 +228,7 @@ static int write_signed(const char *rdir, const char *role, cJSON *sig_obj,
   }
   cJSON_AddItemToObject(doc, "signatures", sigs);
   cJSON_AddItemToObject(doc, "signed", sig_obj);
-  long version = version_of(doc);
+  long version = repo_version_of(doc);
   if (!(text = canonical_json(doc, &len)) ||
       asprintf(&versioned, "%s/%ld.%s.json", rdir, version, role) < 0 ||
       asprintf(&current, "%s/%s.json", rdir, role) < 0) {
@@ -252,6 +256,22 @@ out:
   return rc;
 }
 
+int repo_sign_write(const char *rdir, const char *role, cJSON *sig_obj, const repo_keyset *ks,
+                    const repo_attack *attack, char **out, size_t *outlen) {
+  const tuf_key *signers[REPO_KEYS_MAX + 1];
+  size_t n = 0;
+  tuf_key fresh = {0};
+  char what[300];
+  snprintf(what, sizeof what, "%s/%s.json", rdir, role);
+  if (keyset_signers(ks, attack, what, &fresh, signers, &n) != 0) {
+    cJSON_Delete(sig_obj);
+    return -1;
+  }
+  int rc = repo_write_signed(rdir, role, sig_obj, signers, n, out, outlen);
+  tuf_key_free(&fresh);
+  return rc;
+}
+
 /* {"hashes":{"sha256":..},"length":len,"version":v}: how a parent records a document. */
 static cJSON *record_of(const char *bytes, size_t len, long version) {
   unsigned char d[32];
@@ -270,40 +290,44 @@ static cJSON *record_of(const char *bytes, size_t len, long version) {
   return rec;
 }
 
+/* The record of the document at path (its bytes as on disk), or NULL with a message. */
+static cJSON *record_file(const char *path) {
+  char *bytes = NULL;
+  size_t len = 0;
+  int err = file_read(path, &bytes, &len);
+  if (err != 0) {
+    fprintf(stderr, "ota-server: %s: %s\n", path, strerror(-err));
+    return NULL;
+  }
+  cJSON *doc = cJSON_ParseWithLength(bytes, len);
+  cJSON *rec = doc ? record_of(bytes, len, repo_version_of(doc)) : NULL;
+  if (!doc) fprintf(stderr, "ota-server: %s: not valid JSON\n", path);
+  cJSON_Delete(doc);
+  free(bytes);
+  return rec;
+}
+
 /* ---- keys ---- */
 
 static int roles_of(enum repo_kind kind) {
   return kind == REPO_DIRECTOR ? 2 : 4; /* the director has root and targets only */
 }
 
-static int load_key(const char *dir, enum repo_kind kind, enum repo_role role, tuf_key *out) {
-  char name[64];
-  snprintf(name, sizeof name, "keys/%s.key", ROLE_NAMES[role]);
-  char *path = repo_path(dir, kind, name);
-  int rc = path ? tuf_key_load(path, out) : GNUTLS_E_MEMORY_ERROR;
-  if (rc < 0) fprintf(stderr, "ota-server: %s: %s\n", path ? path : name, gnutls_strerror(rc));
-  free(path);
-  return rc < 0 ? -1 : 0;
-}
-
-static int load_keys(const char *dir, enum repo_kind kind, tuf_key keys[4]) {
-  for (int r = 0; r < roles_of(kind); r++)
-    if (load_key(dir, kind, (enum repo_role)r, &keys[r]) != 0) {
-      for (int i = 0; i < r; i++)
-        tuf_key_free(&keys[i]);
-      return -1;
-    }
+/* Adds key's object to keys_obj (once) and its ID to the array ids. */
+static int list_key(cJSON *keys_obj, cJSON *ids, const tuf_key *k) {
+  if (!cJSON_GetObjectItemCaseSensitive(keys_obj, k->id)) {
+    cJSON *obj = tuf_key_object(k);
+    if (!obj) return -1;
+    cJSON_AddItemToObject(keys_obj, k->id, obj);
+  }
+  cJSON *id = cJSON_CreateString(k->id);
+  if (!id) return -1;
+  cJSON_AddItemToArray(ids, id);
   return 0;
 }
 
-static void free_keys(tuf_key keys[4]) {
-  for (int r = 0; r < 4; r++)
-    tuf_key_free(&keys[r]);
-}
-
-/* The signed part of a root whose roles use keys[0..roles_of(kind)), threshold 1 each. */
-static cJSON *root_signed(enum repo_kind kind, const tuf_key keys[4], long version,
-                          time_t expires) {
+cJSON *repo_root_signed(enum repo_kind kind, const repo_keyset ks[4], long version,
+                        time_t expires) {
   cJSON *s = cJSON_CreateObject();
   cJSON *keys_obj = NULL, *roles_obj = NULL;
   if (!s || !cJSON_AddStringToObject(s, "_type", "Root") ||
@@ -312,21 +336,13 @@ static cJSON *root_signed(enum repo_kind kind, const tuf_key keys[4], long versi
       !(roles_obj = cJSON_AddObjectToObject(s, "roles")))
     goto fail;
   for (int r = 0; r < roles_of(kind); r++) {
-    if (!cJSON_GetObjectItemCaseSensitive(keys_obj, keys[r].id)) {
-      cJSON *obj = tuf_key_object(&keys[r]);
-      if (!obj) goto fail;
-      cJSON_AddItemToObject(keys_obj, keys[r].id, obj);
-    }
     cJSON *role = cJSON_AddObjectToObject(roles_obj, ROLE_NAMES[r]);
     cJSON *ids = role ? cJSON_AddArrayToObject(role, "keyids") : NULL;
-    cJSON *id = cJSON_CreateString(keys[r].id);
-    if (!ids || !id || !cJSON_AddNumberToObject(role, "threshold", 1)) {
-      cJSON_Delete(id);
-      goto fail;
-    }
-    cJSON_AddItemToArray(ids, id);
+    if (!ids || !cJSON_AddNumberToObject(role, "threshold", ks[r].threshold)) goto fail;
+    for (size_t i = 0; i < ks[r].n; i++)
+      if (list_key(keys_obj, ids, &ks[r].keys[i]) != 0) goto fail;
   }
-  if (stamp(s, version, expires) != 0) goto fail;
+  if (repo_stamp(s, version, expires) != 0) goto fail;
   return s;
 fail:
   cJSON_Delete(s);
@@ -345,123 +361,145 @@ static cJSON *empty_signed(const char *type) {
 
 /* ---- the image repository's chain: targets -> snapshot -> timestamp ---- */
 
-/* Signs RDIR/ROLE.json ("snapshot" or "timestamp") at version (0: the next one) and expires
- * (0: the default), its meta recording one child document (`child`: its file name). On
- * success *out (when not NULL) is the document's bytes. */
-static int sign_record(const char *rdir, const tuf_key keys[4], enum repo_role role,
-                       const char *child, const char *child_bytes, size_t child_len,
-                       long child_version, time_t expires, long version, char **out,
-                       size_t *outlen) {
+/* Signs RDIR/ROLE.json ("snapshot" or "timestamp") at the next version and expires (0: the
+ * default), its meta (owned) recording its children. */
+static int sign_record(const char *rdir, const repo_keyset ks[4], enum repo_role role, cJSON *meta,
+                       time_t expires) {
   char *path = NULL;
-  cJSON *old = NULL, *s = NULL, *meta = NULL, *rec = NULL;
+  cJSON *old = NULL, *s = NULL;
   bool missing = false;
   int rc = -1;
-  if (asprintf(&path, "%s/%s.json", rdir, ROLE_NAMES[role]) < 0) return -1;
-  old = read_json(path, &missing);
+  if (asprintf(&path, "%s/%s.json", rdir, ROLE_NAMES[role]) < 0) {
+    cJSON_Delete(meta);
+    return -1;
+  }
+  old = repo_read_json(path, &missing);
   if (!old && !missing) goto out;
   s = empty_signed(role == REPO_ROLE_SNAPSHOT ? "Snapshot" : "Timestamp");
-  meta = cJSON_CreateObject();
-  rec = record_of(child_bytes, child_len, child_version);
-  if (!s || !meta || !rec) goto out;
-  cJSON_AddItemToObject(meta, child, rec);
+  if (!s) goto out;
   cJSON_AddItemToObject(s, "meta", meta);
-  meta = rec = NULL;
-  if (stamp(s, version ? version : version_of(old) + 1, expires ? expires : default_expiry(role)))
+  meta = NULL;
+  if (repo_stamp(s, repo_version_of(old) + 1, expires ? expires : repo_default_expiry(role)))
     goto out;
-  const tuf_key *k = &keys[role];
-  rc = write_signed(rdir, ROLE_NAMES[role], s, &k, 1, out, outlen);
+  rc = repo_sign_write(rdir, ROLE_NAMES[role], s, &ks[role], NULL, NULL, NULL);
   s = NULL;
 out:
   cJSON_Delete(old);
   cJSON_Delete(s);
   cJSON_Delete(meta);
+  free(path);
+  return rc;
+}
+
+/* Signs the timestamp (next version) recording snapshot.json as it is on disk. */
+static int sign_timestamp(const char *rdir, const repo_keyset ks[4], time_t expires) {
+  char *path = NULL;
+  if (asprintf(&path, "%s/snapshot.json", rdir) < 0) return -1;
+  cJSON *meta = cJSON_CreateObject(), *rec = record_file(path);
+  free(path);
+  if (!meta || !rec) {
+    cJSON_Delete(meta);
+    cJSON_Delete(rec);
+    return -1;
+  }
+  cJSON_AddItemToObject(meta, "snapshot.json", rec);
+  return sign_record(rdir, ks, REPO_ROLE_TIMESTAMP, meta, expires);
+}
+
+int repo_sign_snapshot_timestamp(const char *rdir, const repo_keyset ks[4], time_t expires) {
+  char *path = NULL, **names = NULL;
+  size_t nnames = 0;
+  int rc = -1;
+  cJSON *meta = cJSON_CreateObject(), *targets = NULL, *rec = NULL;
+  if (!meta || asprintf(&path, "%s/targets.json", rdir) < 0) {
+    path = NULL;
+    goto out;
+  }
+  if (!(rec = record_file(path)) || !(targets = repo_read_json(path, NULL))) goto out;
+  cJSON_AddItemToObject(meta, "targets.json", rec);
+  rec = NULL;
+  if (repo_delegation_names(rdir, cJSON_GetObjectItemCaseSensitive(targets, "signed"), &names,
+                            &nnames) != 0)
+    goto out;
+  for (size_t i = 0; i < nnames; i++) {
+    char *file = NULL;
+    if (asprintf(&file, "%s/%s/%s.json", rdir, REPO_DELEGATIONS_DIR, names[i]) < 0) goto out;
+    rec = record_file(file);
+    free(file);
+    if (!rec) goto out;
+    char key[REPO_NAME_MAX + 8];
+    snprintf(key, sizeof key, "%s.json", names[i]);
+    cJSON_AddItemToObject(meta, key, rec);
+    rec = NULL;
+  }
+  rc = sign_record(rdir, ks, REPO_ROLE_SNAPSHOT, meta, expires);
+  meta = NULL;
+  if (rc == 0) rc = sign_timestamp(rdir, ks, expires);
+out:
+  for (size_t i = 0; i < nnames; i++)
+    free(names[i]);
+  free(names);
+  cJSON_Delete(meta);
+  cJSON_Delete(targets);
   cJSON_Delete(rec);
   free(path);
   return rc;
 }
 
-/* Signs the snapshot recording targets (its bytes and version), then the timestamp
- * recording that snapshot; next versions, expiry `expires` (0: the defaults). */
-static int sign_snapshot_timestamp(const char *rdir, const tuf_key keys[4], const char *targets,
-                                   size_t targets_len, long targets_version, time_t expires) {
-  char *snap = NULL;
-  size_t snap_len = 0;
-  if (sign_record(rdir, keys, REPO_ROLE_SNAPSHOT, "targets.json", targets, targets_len,
-                  targets_version, expires, 0, &snap, &snap_len) != 0)
-    return -1;
-  cJSON *doc = cJSON_ParseWithLength(snap, snap_len);
-  int rc = sign_record(rdir, keys, REPO_ROLE_TIMESTAMP, "snapshot.json", snap, snap_len,
-                       version_of(doc), expires, 0, NULL, NULL);
-  cJSON_Delete(doc);
-  free(snap);
-  return rc;
-}
-
 /* Signs targets (sig_obj owned) at its version and expiry, then snapshot and timestamp. */
-static int sign_image_chain(const char *rdir, const tuf_key keys[4], cJSON *targets,
+static int sign_image_chain(const char *rdir, const repo_keyset ks[4], cJSON *targets,
                             time_t chain_expires) {
-  char *bytes = NULL;
-  size_t len = 0;
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(targets, "version");
-  long version = cJSON_IsNumber(v) ? (long)v->valuedouble : 1;
-  const tuf_key *k = &keys[REPO_ROLE_TARGETS];
-  if (write_signed(rdir, "targets", targets, &k, 1, &bytes, &len) != 0) return -1;
-  int rc = sign_snapshot_timestamp(rdir, keys, bytes, len, version, chain_expires);
-  free(bytes);
-  return rc;
+  if (repo_sign_write(rdir, "targets", targets, &ks[REPO_ROLE_TARGETS], NULL, NULL, NULL) != 0)
+    return -1;
+  return repo_sign_snapshot_timestamp(rdir, ks, chain_expires);
 }
 
 /* ---- repo_ensure ---- */
 
 static int create_repo(const char *dir, enum repo_kind kind, enum tuf_key_type type, bool verbose) {
-  tuf_key keys[4] = {{0}};
+  repo_keyset ks[4] = {{.n = 0}};
   char *rdir = repo_path(dir, kind, NULL), *kdir = repo_path(dir, kind, "keys");
   int rc = -1;
   if (!rdir || !kdir) goto out;
-  int err = mkdir_p(kdir, 0700);
+  int err = repo_mkdir_p(kdir, 0700);
   if (err != 0) {
     fprintf(stderr, "ota-server: %s: %s\n", kdir, strerror(-err));
     goto out;
   }
   for (int r = 0; r < roles_of(kind); r++) {
-    char *path = NULL;
-    int grc = tuf_key_generate(type, &keys[r]);
-    if (grc >= 0 && asprintf(&path, "%s/%s.key", kdir, ROLE_NAMES[r]) < 0) grc = -1;
-    if (grc >= 0) grc = tuf_key_save(&keys[r], path);
-    free(path);
-    if (grc < 0) {
-      fprintf(stderr, "ota-server: making the %s %s key: %s\n", repo_kind_name(kind), ROLE_NAMES[r],
-              gnutls_strerror(grc));
-      goto out;
-    }
+    char *base = NULL;
+    if (asprintf(&base, "%s/%s", kdir, ROLE_NAMES[r]) < 0) goto out;
+    int bad = keyset_generate(&ks[r], type, 1) != 0 || keyset_save(&ks[r], base) != 0;
+    free(base);
+    if (bad) goto out;
   }
   if (kind == REPO_IMAGE) { /* targets, snapshot, timestamp first: root.json marks it done */
     cJSON *t = empty_signed("Targets");
     if (!t || !cJSON_AddObjectToObject(t, "targets") ||
-        stamp(t, 1, default_expiry(REPO_ROLE_TARGETS)) != 0) {
+        repo_stamp(t, 1, repo_default_expiry(REPO_ROLE_TARGETS)) != 0) {
       cJSON_Delete(t);
       goto out;
     }
-    if (sign_image_chain(rdir, keys, t, 0) != 0) goto out;
+    if (sign_image_chain(rdir, ks, t, 0) != 0) goto out;
   }
-  cJSON *root = root_signed(kind, keys, 1, default_expiry(REPO_ROLE_ROOT));
-  const tuf_key *rk = &keys[REPO_ROLE_ROOT];
-  if (!root || write_signed(rdir, "root", root, &rk, 1, NULL, NULL) != 0) goto out;
+  cJSON *root = repo_root_signed(kind, ks, 1, repo_default_expiry(REPO_ROLE_ROOT));
+  if (!root || repo_sign_write(rdir, "root", root, &ks[REPO_ROLE_ROOT], NULL, NULL, NULL) != 0)
+    goto out;
   if (verbose)
     printf("Uptane %s repository created in %s (%s keys)\n", repo_kind_name(kind), rdir,
            tuf_key_type_name(type));
   rc = 0;
 out:
-  free_keys(keys);
+  repo_keys_free(ks);
   free(rdir);
   free(kdir);
   return rc;
 }
 
 /* Makes whatever is missing; caller holds the lock. */
-static int ensure_locked(const char *dir, enum tuf_key_type type, bool verbose) {
+int repo_ensure_locked(const char *dir, enum tuf_key_type type, bool verbose) {
   char *targets = path_join(dir, REPO_TARGETS_DIR);
-  int err = targets ? mkdir_p(targets, 0755) : -ENOMEM;
+  int err = targets ? repo_mkdir_p(targets, 0755) : -ENOMEM;
   if (err != 0) {
     fprintf(stderr, "ota-server: %s: %s\n", targets ? targets : dir, strerror(-err));
     free(targets);
@@ -479,10 +517,10 @@ static int ensure_locked(const char *dir, enum tuf_key_type type, bool verbose) 
 }
 
 int repo_ensure(const char *dir, enum tuf_key_type type, bool verbose) {
-  int fd = lock(dir);
+  int fd = repo_lock(dir);
   if (fd < 0) return -1;
-  int rc = ensure_locked(dir, type, verbose);
-  unlock(fd);
+  int rc = repo_ensure_locked(dir, type, verbose);
+  repo_unlock(fd);
   return rc;
 }
 
@@ -566,9 +604,9 @@ out:
 }
 
 /* The image repository's current targets "signed" (new cJSON), or NULL. */
-static cJSON *image_targets_signed(const char *dir) {
+cJSON *repo_image_targets_signed(const char *dir) {
   char *path = repo_path(dir, REPO_IMAGE, "targets.json");
-  cJSON *doc = path ? read_json(path, NULL) : NULL, *s = NULL;
+  cJSON *doc = path ? repo_read_json(path, NULL) : NULL, *s = NULL;
   free(path);
   if (doc) s = cJSON_DetachItemFromObjectCaseSensitive(doc, "signed");
   cJSON_Delete(doc);
@@ -581,15 +619,9 @@ static cJSON *image_targets_signed(const char *dir) {
 }
 
 int repo_has_target(const char *dir, const char *name) {
-  cJSON *s = image_targets_signed(dir);
-  if (!s) return -1;
-  int has = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(s, "targets"),
-                                             name) != NULL;
-  cJSON_Delete(s);
-  if (!has)
-    fprintf(stderr, "ota-server: the image repository has no target '%s' (add-target first)\n",
-            name);
-  return has;
+  cJSON *t = repo_image_target_lookup(dir, name, false);
+  cJSON_Delete(t);
+  return t ? 1 : 0;
 }
 
 static cJSON *target_entry(const repo_target_spec *t, const char *sha256, const char *sha512,
@@ -625,21 +657,24 @@ static cJSON *target_entry(const repo_target_spec *t, const char *sha256, const 
 }
 
 int repo_add_target(const char *dir, const repo_target_spec *t, time_t expires) {
-  int fd = lock(dir);
+  int fd = repo_lock(dir);
   if (fd < 0) return -1;
-  tuf_key keys[4] = {{0}};
+  repo_keyset ks[4] = {{.n = 0}};
   char *dst = NULL, *rdir = repo_path(dir, REPO_IMAGE, NULL);
   cJSON *s = NULL;
   int rc = -1;
   char sha256[65], sha512[129];
   unsigned long long length = 0;
-  if (!rdir || ensure_locked(dir, TUF_KEY_ED25519, true) != 0 ||
-      load_keys(dir, REPO_IMAGE, keys) != 0 || !(s = image_targets_signed(dir)))
+  if (!rdir || repo_ensure_locked(dir, TUF_KEY_ED25519, true) != 0 ||
+      repo_keys_load(dir, REPO_IMAGE, ks) != 0)
     goto out;
+  s = t->delegation ? repo_delegation_signed(dir, t->delegation, t->name)
+                    : repo_image_targets_signed(dir);
+  if (!s) goto out;
   if (asprintf(&dst, "%s/%s/%s", dir, REPO_TARGETS_DIR, t->name) < 0) goto out;
   char *slash = strrchr(dst, '/'); /* a name with slashes lives in subdirectories */
   *slash = '\0';
-  int err = mkdir_p(dst, 0755);
+  int err = repo_mkdir_p(dst, 0755);
   *slash = '/';
   if (err != 0) {
     fprintf(stderr, "ota-server: %s: %s\n", dst, strerror(-err));
@@ -648,31 +683,35 @@ int repo_add_target(const char *dir, const repo_target_spec *t, time_t expires) 
   if (copy_hash(t->file, dst, sha256, sha512, &length) != 0) goto out;
   cJSON *targets = cJSON_GetObjectItemCaseSensitive(s, "targets");
   cJSON *old = cJSON_DetachItemFromObjectCaseSensitive(targets, t->name);
+  bool replaced = old != NULL;
   cJSON *entry = target_entry(t, sha256, sha512, length, old);
   cJSON_Delete(old);
-  long version = (long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "version")) + 1;
+  long version = repo_version_of_signed(s) + 1;
   if (!entry || !cJSON_AddItemToObject(targets, t->name, entry) ||
-      stamp(s, version, expires ? expires : default_expiry(REPO_ROLE_TARGETS)) != 0) {
+      repo_stamp(s, version, expires ? expires : repo_default_expiry(REPO_ROLE_TARGETS)) != 0) {
     fprintf(stderr, "ota-server: out of memory\n");
     goto out;
   }
-  rc = sign_image_chain(rdir, keys, s, expires);
+  rc = t->delegation ? repo_delegation_sign(dir, t->delegation, s, NULL, ks, expires)
+                     : sign_image_chain(rdir, ks, s, expires);
   s = NULL;
   if (rc == 0)
-    printf("%s target '%s' (%llu bytes, sha256 %s) in image targets version %ld\n",
-           old ? "replaced" : "added", t->name, length, sha256, version);
+    printf("%s target '%s' (%llu bytes, sha256 %s) in %s%s version %ld\n",
+           replaced ? "replaced" : "added", t->name, length, sha256,
+           t->delegation ? "delegated role " : "image targets", t->delegation ? t->delegation : "",
+           version);
 out:
   cJSON_Delete(s);
-  free_keys(keys);
+  repo_keys_free(ks);
   free(dst);
   free(rdir);
-  unlock(fd);
+  repo_unlock(fd);
   return rc;
 }
 
 /* ---- the director ---- */
 
-static int uuid_valid(const char *uuid) {
+int repo_uuid_valid(const char *uuid) {
   size_t n = strlen(uuid);
   if (n == 0 || n > 64) return 0;
   for (const char *p = uuid; *p; p++)
@@ -683,31 +722,30 @@ static int uuid_valid(const char *uuid) {
 /* DIR/uptane/director/devices/UUID[/file], malloc'd. */
 static char *device_path(const char *dir, const char *uuid, const char *file) {
   char *p = NULL;
-  if (!uuid_valid(uuid) || asprintf(&p, "%s/%s/director/devices/%s%s%s", dir, REPO_DIR, uuid,
-                                    file ? "/" : "", file ? file : "") < 0)
+  if (!repo_uuid_valid(uuid) || asprintf(&p, "%s/%s/director/devices/%s%s%s", dir, REPO_DIR, uuid,
+                                         file ? "/" : "", file ? file : "") < 0)
     return NULL;
   return p;
 }
 
-/* Signs a device's director targets (sig_obj owned). */
-static int sign_device_targets(const char *dir, const char *uuid, cJSON *sig_obj) {
-  tuf_key k = {0};
+int repo_sign_device_targets(const char *dir, const char *uuid, cJSON *sig_obj,
+                             const repo_attack *attack) {
+  repo_keyset ks[4] = {{.n = 0}};
   char *ddir = device_path(dir, uuid, NULL);
   int rc = -1;
-  if (!ddir || load_key(dir, REPO_DIRECTOR, REPO_ROLE_TARGETS, &k) != 0) {
+  if (!ddir || repo_keys_load(dir, REPO_DIRECTOR, ks) != 0) {
     cJSON_Delete(sig_obj);
     goto out;
   }
-  int err = mkdir_p(ddir, 0755);
+  int err = repo_mkdir_p(ddir, 0755);
   if (err != 0) {
     fprintf(stderr, "ota-server: %s: %s\n", ddir, strerror(-err));
     cJSON_Delete(sig_obj);
     goto out;
   }
-  const tuf_key *kp = &k;
-  rc = write_signed(ddir, "targets", sig_obj, &kp, 1, NULL, NULL);
+  rc = repo_sign_write(ddir, "targets", sig_obj, &ks[REPO_ROLE_TARGETS], attack, NULL, NULL);
 out:
-  tuf_key_free(&k);
+  repo_keys_free(ks);
   free(ddir);
   return rc;
 }
@@ -718,26 +756,21 @@ static cJSON *device_targets_doc(const char *dir, const char *uuid, bool *missin
   char *path = device_path(dir, uuid, "targets.json");
   *missing = false;
   if (!path) return NULL;
-  cJSON *doc = read_json(path, missing);
+  cJSON *doc = repo_read_json(path, missing);
   free(path);
   return doc;
 }
 
 int repo_assign(const char *dir, const repo_assignment *a, time_t expires) {
-  if (!uuid_valid(a->uuid)) return -1;
-  int fd = lock(dir);
+  if (!repo_uuid_valid(a->uuid)) return -1;
+  int fd = repo_lock(dir);
   if (fd < 0) return -1;
   int rc = -1;
   cJSON *image = NULL, *old = NULL, *s = NULL;
-  if (ensure_locked(dir, TUF_KEY_ED25519, true) != 0 || !(image = image_targets_signed(dir)))
+  if (repo_ensure_locked(dir, TUF_KEY_ED25519, true) != 0 ||
+      !(image = repo_image_target_lookup(dir, a->target, false)))
     goto out;
-  const cJSON *it = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(image, "targets"), a->target);
-  if (!it) {
-    fprintf(stderr, "ota-server: the image repository has no target '%s' (add-target first)\n",
-            a->target);
-    goto out;
-  }
+  const cJSON *it = image;
   const cJSON *hwids = cJSON_GetObjectItemCaseSensitive(
       cJSON_GetObjectItemCaseSensitive(it, "custom"), "hardwareIds");
   bool listed = false;
@@ -775,9 +808,10 @@ int repo_assign(const char *dir, const repo_assignment *a, time_t expires) {
   cJSON_AddItemToObject(s, "targets", targets);
   cJSON_AddStringToObject(scustom, "correlationId", a->correlation_id);
   cJSON_AddItemToObject(s, "custom", scustom);
-  long version = version_of(old) + 1;
-  if (stamp(s, version, expires ? expires : default_expiry(REPO_ROLE_TARGETS)) != 0) goto out;
-  rc = sign_device_targets(dir, a->uuid, s);
+  long version = repo_version_of(old) + 1;
+  if (repo_stamp(s, version, expires ? expires : repo_default_expiry(REPO_ROLE_TARGETS)) != 0)
+    goto out;
+  rc = repo_sign_device_targets(dir, a->uuid, s, NULL);
   s = NULL;
   if (rc == 0)
     printf("assigned '%s' to device %s (ECU %s, hardware %s): director targets version %ld, "
@@ -787,7 +821,7 @@ out:
   cJSON_Delete(image);
   cJSON_Delete(old);
   cJSON_Delete(s);
-  unlock(fd);
+  repo_unlock(fd);
   return rc;
 }
 
@@ -795,7 +829,7 @@ out:
 static cJSON *no_targets(long version) {
   cJSON *s = empty_signed("Targets");
   if (!s || !cJSON_AddObjectToObject(s, "targets") ||
-      stamp(s, version, default_expiry(REPO_ROLE_TARGETS)) != 0) {
+      repo_stamp(s, version, repo_default_expiry(REPO_ROLE_TARGETS)) != 0) {
     cJSON_Delete(s);
     return NULL;
   }
@@ -814,7 +848,7 @@ int repo_director_targets(const char *dir, const char *uuid, const char *file, c
   if (!path) return -ENOENT;
   int rc = file_read(path, data, len);
   if (rc == -ENOENT && strcmp(file, "targets.json") == 0) {
-    int fd = lock(dir);
+    int fd = repo_lock(dir);
     if (fd < 0) {
       free(path);
       return -EIO;
@@ -822,17 +856,18 @@ int repo_director_targets(const char *dir, const char *uuid, const char *file, c
     rc = file_read(path, data, len); /* made by another request meanwhile? */
     if (rc == -ENOENT) {
       cJSON *s = no_targets(1);
-      rc = s && sign_device_targets(dir, uuid, s) == 0 ? file_read(path, data, len) : -EIO;
+      rc = s && repo_sign_device_targets(dir, uuid, s, NULL) == 0 ? file_read(path, data, len)
+                                                                  : -EIO;
     }
-    unlock(fd);
+    repo_unlock(fd);
   }
   free(path);
   return rc;
 }
 
 int repo_director_complete(const char *dir, const char *uuid, const char *correlation_id) {
-  if (!uuid_valid(uuid) || !correlation_id) return 0;
-  int fd = lock(dir);
+  if (!repo_uuid_valid(uuid) || !correlation_id) return 0;
+  int fd = repo_lock(dir);
   if (fd < 0) return -1;
   bool missing = false;
   cJSON *doc = device_targets_doc(dir, uuid, &missing);
@@ -842,11 +877,11 @@ int repo_director_complete(const char *dir, const char *uuid, const char *correl
       cJSON_GetObjectItemCaseSensitive(s, "custom"), "correlationId"));
   const cJSON *targets = cJSON_GetObjectItemCaseSensitive(s, "targets");
   if (cid && strcmp(cid, correlation_id) == 0 && cJSON_GetArraySize(targets) > 0) {
-    cJSON *next = no_targets(version_of(doc) + 1);
-    rc = next && sign_device_targets(dir, uuid, next) == 0 ? 1 : -1;
+    cJSON *next = no_targets(repo_version_of(doc) + 1);
+    rc = next && repo_sign_device_targets(dir, uuid, next, NULL) == 0 ? 1 : -1;
   }
   cJSON_Delete(doc);
-  unlock(fd);
+  repo_unlock(fd);
   return rc;
 }
 
@@ -858,84 +893,29 @@ cJSON *repo_director_signed(const char *dir, const char *uuid) {
   return s;
 }
 
-/* ---- rotate-root and resign ---- */
+/* ---- resign ---- */
 
-int repo_rotate_root(const char *dir, enum repo_kind kind, const enum tuf_key_type *type_opt,
-                     time_t expires) {
-  int fd = lock(dir);
-  if (fd < 0) return -1;
-  tuf_key keys[4] = {{0}}, old_root = {0};
-  char *rdir = repo_path(dir, kind, NULL), *root_path = repo_path(dir, kind, "root.json");
-  char *key_path = repo_path(dir, kind, "keys/root.key"), *next_path = NULL, *retired = NULL;
-  cJSON *old = NULL;
-  int rc = -1;
-  if (!rdir || !root_path || !key_path ||
-      ensure_locked(dir, type_opt ? *type_opt : TUF_KEY_ED25519, true) != 0 ||
-      load_keys(dir, kind, keys) != 0 || !(old = read_json(root_path, NULL)))
-    goto out;
-  long version = version_of(old) + 1;
-  if (asprintf(&next_path, "%s/keys/root.next.key", rdir) < 0 ||
-      asprintf(&retired, "%s/keys/retired/root-v%ld.key", rdir, version - 1) < 0)
-    goto out;
-  old_root = keys[REPO_ROLE_ROOT];
-  keys[REPO_ROLE_ROOT] = (tuf_key){0};
-  enum tuf_key_type type = type_opt ? *type_opt : old_root.type;
-  int grc = tuf_key_generate(type, &keys[REPO_ROLE_ROOT]);
-  if (grc >= 0) grc = tuf_key_save(&keys[REPO_ROLE_ROOT], next_path);
-  if (grc < 0) {
-    fprintf(stderr, "ota-server: making a new root key: %s\n", gnutls_strerror(grc));
-    goto out;
-  }
-  cJSON *s = root_signed(kind, keys, version, expires ? expires : default_expiry(REPO_ROLE_ROOT));
-  const tuf_key *signers[2] = {&old_root, &keys[REPO_ROLE_ROOT]};
-  if (!s || write_signed(rdir, "root", s, signers, 2, NULL, NULL) != 0) goto out;
-  char *slash = strrchr(retired, '/');
-  *slash = '\0';
-  int err = mkdir_p(retired, 0700);
-  *slash = '/';
-  if (err != 0 || rename(key_path, retired) != 0 || rename(next_path, key_path) != 0) {
-    fprintf(stderr, "ota-server: %s: moving the root keys: %s\n", rdir,
-            strerror(err ? -err : errno));
-    goto out;
-  }
-  printf("%s root rotated to version %ld: new %s root key %s (the old one, %s, signed it too "
-         "and is kept as %s)\n",
-         repo_kind_name(kind), version, tuf_key_type_name(type), keys[REPO_ROLE_ROOT].id,
-         old_root.id, retired);
-  rc = 0;
-out:
-  free_keys(keys);
-  tuf_key_free(&old_root);
-  cJSON_Delete(old);
-  free(rdir);
-  free(root_path);
-  free(key_path);
-  free(next_path);
-  free(retired);
-  unlock(fd);
-  return rc;
-}
-
-/* Re-signs an image role other than root at (version, expires), cascading to its parents. */
+/* Re-signs an image role other than root at (version, expires) as attack says, cascading to
+ * its parents (signed normally). */
 static int resign_image(const char *rdir, enum repo_role role, time_t expires, long version,
-                        const tuf_key keys[4]) {
-  char *path = NULL, *bytes = NULL;
-  size_t len = 0;
+                        const repo_keyset ks[4], const repo_attack *attack) {
+  char *path = NULL;
   cJSON *doc = NULL, *s = NULL;
   int rc = -1;
-  if (asprintf(&path, "%s/%s.json", rdir, ROLE_NAMES[role]) < 0 || !(doc = read_json(path, NULL)))
+  if (asprintf(&path, "%s/%s.json", rdir, ROLE_NAMES[role]) < 0) {
+    path = NULL;
     goto out;
-  long v = version ? version : version_of(doc) + 1;
+  }
+  if (!(doc = repo_read_json(path, NULL))) goto out;
+  long v = version ? version : repo_version_of(doc) + 1;
   s = cJSON_DetachItemFromObjectCaseSensitive(doc, "signed");
-  if (!s || stamp(s, v, expires ? expires : default_expiry(role)) != 0) goto out;
-  const tuf_key *k = &keys[role];
-  rc = write_signed(rdir, ROLE_NAMES[role], s, &k, 1, &bytes, &len);
+  if (!s || repo_stamp(s, v, expires ? expires : repo_default_expiry(role)) != 0) goto out;
+  rc = repo_sign_write(rdir, ROLE_NAMES[role], s, &ks[role], attack, NULL, NULL);
   s = NULL;
   if (rc == 0 && role == REPO_ROLE_TARGETS)
-    rc = sign_snapshot_timestamp(rdir, keys, bytes, len, v, 0);
+    rc = repo_sign_snapshot_timestamp(rdir, ks, 0);
   else if (rc == 0 && role == REPO_ROLE_SNAPSHOT)
-    rc = sign_record(rdir, keys, REPO_ROLE_TIMESTAMP, "snapshot.json", bytes, len, v, 0, 0, NULL,
-                     NULL);
+    rc = sign_timestamp(rdir, ks, 0);
   if (rc == 0)
     printf("image %s.json signed again: version %ld%s\n", ROLE_NAMES[role], v,
            role == REPO_ROLE_TARGETS    ? " (and snapshot and timestamp)"
@@ -945,36 +925,59 @@ out:
   cJSON_Delete(doc);
   cJSON_Delete(s);
   free(path);
-  free(bytes);
   return rc;
 }
 
-int repo_resign(const char *dir, enum repo_kind kind, enum repo_role role, const char *uuid,
-                time_t expires, long version) {
+/* Re-signs a delegated role's document (next version or version) as attack says, then
+ * snapshot and timestamp. */
+static int resign_delegation(const char *dir, const char *name, time_t expires, long version,
+                             const repo_keyset ks[4], const repo_attack *attack) {
+  cJSON *s = repo_delegation_signed(dir, name, NULL);
+  if (!s) return -1;
+  long v = version ? version : repo_version_of_signed(s) + 1;
+  if (repo_stamp(s, v, expires ? expires : repo_default_expiry(REPO_ROLE_TARGETS)) != 0) {
+    cJSON_Delete(s);
+    return -1;
+  }
+  int rc = repo_delegation_sign(dir, name, s, attack, ks, 0);
+  if (rc == 0)
+    printf("image delegations/%s.json signed again: version %ld (and snapshot and timestamp)\n",
+           name, v);
+  return rc;
+}
+
+int repo_resign_locked(const char *dir, enum repo_kind kind, enum repo_role role,
+                       const char *delegation, const char *uuid, time_t expires, long version,
+                       const repo_attack *attack) {
   if (kind == REPO_DIRECTOR && (role == REPO_ROLE_SNAPSHOT || role == REPO_ROLE_TIMESTAMP)) {
     fprintf(stderr, "ota-server: the director has no %s role\n", ROLE_NAMES[role]);
     return -1;
   }
-  int fd = lock(dir);
-  if (fd < 0) return -1;
-  tuf_key keys[4] = {{0}};
+  if (kind == REPO_DIRECTOR && delegation) {
+    fprintf(stderr, "ota-server: the director has no delegations\n");
+    return -1;
+  }
+  repo_keyset ks[4] = {{.n = 0}};
   char *rdir = repo_path(dir, kind, NULL);
   cJSON *doc = NULL;
   int rc = -1;
-  if (!rdir || ensure_locked(dir, TUF_KEY_ED25519, true) != 0 || load_keys(dir, kind, keys) != 0)
+  if (!rdir || repo_ensure_locked(dir, TUF_KEY_ED25519, true) != 0 ||
+      repo_keys_load(dir, kind, ks) != 0)
     goto out;
-  if (role == REPO_ROLE_ROOT) {
+  if (delegation) {
+    rc = resign_delegation(dir, delegation, expires, version, ks, attack);
+  } else if (role == REPO_ROLE_ROOT) {
     char *path = repo_path(dir, kind, "root.json");
-    doc = path ? read_json(path, NULL) : NULL;
+    doc = path ? repo_read_json(path, NULL) : NULL;
     free(path);
     if (!doc) goto out;
-    long v = version ? version : version_of(doc) + 1;
-    cJSON *s = root_signed(kind, keys, v, expires ? expires : default_expiry(REPO_ROLE_ROOT));
-    const tuf_key *k = &keys[REPO_ROLE_ROOT];
-    rc = s ? write_signed(rdir, "root", s, &k, 1, NULL, NULL) : -1;
+    long v = version ? version : repo_version_of(doc) + 1;
+    cJSON *s =
+        repo_root_signed(kind, ks, v, expires ? expires : repo_default_expiry(REPO_ROLE_ROOT));
+    rc = s ? repo_sign_write(rdir, "root", s, &ks[REPO_ROLE_ROOT], attack, NULL, NULL) : -1;
     if (rc == 0) printf("%s root.json signed again: version %ld\n", repo_kind_name(kind), v);
   } else if (kind == REPO_IMAGE) {
-    rc = resign_image(rdir, role, expires, version, keys);
+    rc = resign_image(rdir, role, expires, version, ks, attack);
   } else {
     bool missing = false;
     doc = device_targets_doc(dir, uuid, &missing);
@@ -988,20 +991,28 @@ int repo_resign(const char *dir, enum repo_kind kind, enum repo_role role, const
       cJSON_AddItemToObject(doc, "signed", s);
     }
     if (!doc) goto out;
-    long v = version ? version : version_of(doc) + 1;
+    long v = version ? version : repo_version_of(doc) + 1;
     cJSON *s = cJSON_DetachItemFromObjectCaseSensitive(doc, "signed");
-    if (!s || stamp(s, v, expires ? expires : default_expiry(REPO_ROLE_TARGETS)) != 0) {
+    if (!s || repo_stamp(s, v, expires ? expires : repo_default_expiry(REPO_ROLE_TARGETS)) != 0) {
       cJSON_Delete(s);
       goto out;
     }
-    rc = sign_device_targets(dir, uuid, s);
+    rc = repo_sign_device_targets(dir, uuid, s, attack);
     if (rc == 0) printf("director targets.json of device %s signed again: version %ld\n", uuid, v);
   }
 out:
   cJSON_Delete(doc);
-  free_keys(keys);
+  repo_keys_free(ks);
   free(rdir);
-  unlock(fd);
+  return rc;
+}
+
+int repo_resign(const char *dir, enum repo_kind kind, enum repo_role role, const char *delegation,
+                const char *uuid, time_t expires, long version, const repo_attack *attack) {
+  int fd = repo_lock(dir);
+  if (fd < 0) return -1;
+  int rc = repo_resign_locked(dir, kind, role, delegation, uuid, expires, version, attack);
+  repo_unlock(fd);
   return rc;
 }
 
