@@ -344,6 +344,10 @@ static void collect_done(http_client *c) {
         retry_after > 0)
       r->retry_after_s = retry_after > 86400 ? 86400 : (uint32_t)retry_after;
     int err = r->abort_err ? r->abort_err : map_curl_error(rc, r->overflow);
+    if (!err && r->status < 100) { /* curl took a status line such as "HTTP/1.1 000" */
+      err = OTAD_EPROTO;
+      snprintf(r->errmsg, sizeof(r->errmsg), "the reply has no valid HTTP status (%ld)", r->status);
+    }
     if (r->abort_err && !r->detail)
       snprintf(r->errmsg, sizeof(r->errmsg), "the receiver stopped the transfer: %s",
                otad_strerror(r->abort_err));

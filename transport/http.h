@@ -105,9 +105,9 @@ struct http_request {
 
   /* Outputs, valid in done(). */
   int err;        /* 0 when a response arrived (any status), else OTAD_ENET, OTAD_ETLS,
-                     OTAD_EPEER, OTAD_ETIMEDOUT, OTAD_ETOOBIG, OTAD_ECANCELED; streamed
-                     also OTAD_EPROTO (a 206 not starting at resume_from) or the code the
-                     sink returned */
+                     OTAD_EPEER, OTAD_ETIMEDOUT, OTAD_ETOOBIG, OTAD_ECANCELED, OTAD_EPROTO
+                     (a status below 100, e.g. "000"); streamed also OTAD_EPROTO (a 206
+                     not starting at resume_from) or the code the sink returned */
   long status;    /* HTTP status, 0 without a response */
   uint8_t *resp;  /* body (NUL-terminated, heap, owned by the request) */
   size_t resp_len;
