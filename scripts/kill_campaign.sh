@@ -7,8 +7,9 @@
 #              through it, or just after it with OTAD_TEST_KILL_AFTER=1)
 #   metadata   a provisioned device with an update assigned ([pacman] none), killed at store
 #              op N of the update cycle: Uptane metadata, events, installed_target, report
-#   download   the same with a big target, killed (kill -9 from outside) once the .part
-#              file has reached a random size
+#   download   the same with a big target, killed with a random number of bytes in its
+#              .part file: exactly (OTAD_TEST_KILL_AT_BYTE, the seam writes that many and
+#              stops), or by kill -9 from outside once the file has reached that size
 #   archive    [pacman] archive: killed while the archive is unpacked (the temp tree holds
 #              a random number of files), a random delay after the temp tree appeared, or
 #              at a step of the install (unpacked and synced, renamed into place, `current`
@@ -30,7 +31,8 @@
 # template), so a point depends only on the seed and its number: --only K reproduces it.
 #
 # Usage: scripts/kill_campaign.sh [--points N] [--seed S] [--build DIR] [--only K]
-#                                 [--phases LIST] [--keep] [--verbose]
+#                                 [--phases LIST] [--big-mib M] [--files N]
+#                                 [--workdir DIR] [--keep] [--verbose]
 # Exit: 0 all recovered, 1 a point failed, 2 usage.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,13 +48,17 @@ Options:
   --only K       run point K alone (with the same seed: the same choices)
   --phases LIST  comma-separated subset of provision,metadata,download,archive,command
   --big-mib M    size of the download phase's target (default 32)
+  --files N      files in the archive phase's archive, 20 KB each (default 300)
+  --workdir DIR  where the fleet and the devices live (default: /dev/shm when it is a
+                 tmpfs with 2 GiB free - a SIGKILL leaves the same files there as on a
+                 disk, and fsync costs nothing -, else /tmp)
   --keep         keep the work directory (default: kept only when a point failed)
   --verbose      print every point
 EOF
 }
 
 points=100 seed= only= phases=provision,metadata,download,archive,command keep=0 verbose=0
-big_mib=32
+big_mib=32 NFILES=300 workdir=
 build=${OTAD_BIN:-$top/build}
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -62,6 +68,8 @@ while [ $# -gt 0 ]; do
 	--only) only=${2:?}; shift 2 ;;
 	--phases) phases=${2:?}; shift 2 ;;
 	--big-mib) big_mib=${2:?}; shift 2 ;;
+	--files) NFILES=${2:?}; shift 2 ;;
+	--workdir) workdir=${2:?}; shift 2 ;;
 	--keep) keep=1; shift ;;
 	--verbose) verbose=1; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -71,6 +79,15 @@ done
 num() { [[ $1 =~ ^[0-9]+$ ]] || { echo "kill_campaign: $2 must be a number, got '$1'" >&2; exit 2; }; }
 num "$points" --points
 num "$big_mib" --big-mib
+num "$NFILES" --files
+[ "$NFILES" -ge 1 ] || { echo "kill_campaign: --files must be at least 1" >&2; exit 2; }
+if [ -z "$workdir" ]; then
+	workdir=/tmp
+	shm_free=$(stat -f -c '%a %S' /dev/shm 2>/dev/null | awk '{print int($1 * $2 / 1048576)}')
+	if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && [ -w /dev/shm ] &&
+		[ "${shm_free:-0}" -gt 2048 ]; then workdir=/dev/shm; fi
+fi
+[ -d "$workdir" ] && [ -w "$workdir" ] || { echo "kill_campaign: cannot write to $workdir" >&2; exit 2; }
 [ -z "$only" ] || num "$only" --only
 [ -n "$seed" ] || seed=$(((RANDOM << 15 | RANDOM) % 1000000))
 num "$seed" --seed
@@ -90,7 +107,7 @@ done
 
 OTAD_BIN=$build
 . "$top/tests/e2e/lib.sh"
-WORK=$(mktemp -d /tmp/otad-kill.XXXXXX)
+WORK=$(mktemp -d "$workdir/otad-kill.XXXXXX")
 failures=0
 cleanup() {
 	stop_server
@@ -130,45 +147,63 @@ held_uuid() {
 PROBLEMS=()
 problem() { PROBLEMS+=("$*"); }
 
-# check_store ST: every stored file complete and parseable, no temp files.
+# check_store ST [TPL]: every stored file complete and parseable, no temp files. Keys and
+# certificates byte-identical to those of the template storage TPL (checked when it was
+# made) are not parsed again.
 check_store() {
-	local st=$1 f n
+	local st=$1 tpl=${2:-} f n mode v
+	local -a json=() signed=()
 	[ -d "$st" ] || { problem "no storage directory"; return; }
-	[ "$(stat -c %a "$st")" = 700 ] || problem "storage mode $(stat -c %a "$st")"
 	for f in "$st"/.[!.]* "$st"/..?*; do
 		[ -e "$f" ] || continue
 		problem "stray file $(basename "$f")"
 	done
-	for f in "$st"/*; do
-		[ -e "$f" ] || continue
-		n=$(basename "$f")
+	while read -r mode f; do
+		n=${f##*/}
+		if [ "$f" = "$st" ]; then [ "$mode" = 700 ] || problem "storage mode $mode"; continue; fi
+		case $n in
+		pkey.pem | ecukey.pem | client.pem | root.crt)
+			case $n in *key.pem) [ "$mode" = 600 ] || problem "$n mode $mode" ;; esac
+			[ -n "$tpl" ] && cmp -s "$f" "$tpl/$n" && continue ;;
+		esac
+		v=
+		case $n in
+		device_id | primary_ecu_serial | primary_ecu_hardware_id | gateway.url | is_registered | sent_*)
+			IFS= read -r v <"$f" || [ -n "$v" ] || problem "$n is empty" ;;
+		esac
 		case $n in
 		pkey.pem | ecukey.pem)
-			[ "$(stat -c %a "$f")" = 600 ] || problem "$n mode $(stat -c %a "$f")"
 			if grep -q '^pkcs11:' "$f"; then :; elif ! openssl pkey -in "$f" -noout 2>/dev/null; then problem "$n is not a private key"; fi ;;
 		client.pem | root.crt)
 			openssl x509 -in "$f" -noout 2>/dev/null || problem "$n is not a certificate" ;;
 		ecukey.pub) [ -s "$f" ] || problem "$n is empty" ;;
 		device_id | primary_ecu_serial | primary_ecu_hardware_id)
-			grep -qE '^[A-Za-z0-9._:-]+$' "$f" || problem "$n is not a plain value: $(head -c 80 "$f")" ;;
-		gateway.url) grep -q '^https://' "$f" || problem "$n does not hold a URL" ;;
-		is_registered) [ "$(cat "$f")" = 1 ] || problem "$n holds '$(head -c 20 "$f")'" ;;
-		director_*.json | image_*.json)
-			jq -e '.signed and .signatures' "$f" >/dev/null 2>&1 || problem "$n is not signed metadata" ;;
-		installed_target | pending_target | install_report | events.json)
-			jq -e . "$f" >/dev/null 2>&1 || problem "$n is not JSON" ;;
+			[[ $v =~ ^[A-Za-z0-9._:-]+$ ]] || problem "$n is not a plain value: ${v:0:80}" ;;
+		gateway.url) [[ $v == https://* ]] || problem "$n does not hold a URL" ;;
+		is_registered) [ "$v" = 1 ] || problem "$n holds '${v:0:20}'" ;;
+		sent_*) [[ $v =~ ^[0-9a-f]{64}$ ]] || problem "$n is not a sha256: ${v:0:80}" ;;
+		director_*.json | image_*.json) signed+=("$f") ;;
+		installed_target | pending_target | install_report | events.json) json+=("$f") ;;
 		creds.pending) problem "creds.pending left after a successful run" ;;
 		journal.jsonl)
 			jq -c . "$f" >/dev/null 2>&1 || problem "journal.jsonl has a line that is not JSON"
 			"$build/otad-replay" "$f" >/dev/null 2>&1 || problem "journal.jsonl does not replay" ;;
-		sent_*) grep -qE '^[0-9a-f]{64}$' "$f" || problem "$n is not a sha256: $(head -c 80 "$f")" ;;
-		*) # a file this script does not know: JSON must parse, anything else must be whole text
-			case $(head -c1 "$f") in
-			'{' | '[') jq -e . "$f" >/dev/null 2>&1 || problem "$n is not JSON" ;;
-			esac ;;
+		*) # a file this script does not know: JSON must parse
+			IFS= read -r -n1 v <"$f"
+			case $v in '{' | '[') json+=("$f") ;; esac ;;
 		esac
-	done
-	if [ -s "$st/client.pem" ] && [ -s "$st/pkey.pem" ]; then
+	done < <(stat -c '%a %n' "$st" "$st"/* 2>/dev/null)
+	# one jq for all, then one per file only to name a broken one
+	if [ ${#signed[@]} -gt 0 ] && ! jq -s -e 'all(.signed and .signatures)' "${signed[@]}" >/dev/null 2>&1; then
+		for f in "${signed[@]}"; do
+			jq -e '.signed and .signatures' "$f" >/dev/null 2>&1 || problem "${f##*/} is not signed metadata"
+		done
+	fi
+	if [ ${#json[@]} -gt 0 ] && ! jq . "${json[@]}" >/dev/null 2>&1; then
+		for f in "${json[@]}"; do jq . "$f" >/dev/null 2>&1 || problem "${f##*/} is not JSON"; done
+	fi
+	if [ -s "$st/client.pem" ] && [ -s "$st/pkey.pem" ] &&
+		! { [ -n "$tpl" ] && cmp -s "$st/client.pem" "$tpl/client.pem" && cmp -s "$st/pkey.pem" "$tpl/pkey.pem"; }; then
 		[ "$(openssl x509 -in "$st/client.pem" -noout -pubkey 2>/dev/null | sha256sum)" = \
 			"$(openssl pkey -in "$st/pkey.pem" -pubout 2>/dev/null | sha256sum)" ] ||
 			problem "pkey.pem does not match client.pem"
@@ -188,13 +223,17 @@ check_images() {
 # check_update UUID CORR TARGET DEV: the server has the OK report for CORR, the device
 # records TARGET installed, the assignment is finished.
 check_update() {
-	local uuid=$1 corr=$2 target=$3 dev=$4 js
-	js=$(dev_json "$uuid")
-	jq -e --arg c "$corr" '.installation_report.correlation_id==$c and .installation_report.success==true and .installation_report.code=="OK"' \
-		<<<"$js" >/dev/null || problem "server report: $(jq -c .installation_report <<<"$js")"
-	jq -e --arg t "$target" '.installed_target==$t' <<<"$js" >/dev/null ||
-		problem "server sees $(jq -c .installed_target <<<"$js") installed, not $target"
-	jq -e '.assignment==null' <<<"$js" >/dev/null || problem "assignment not finished"
+	local uuid=$1 corr=$2 target=$3 dev=$4 line
+	while IFS= read -r line; do
+		[ "$line" = found ] || problem "$line"
+	done < <(srv devices "$FLEET" --json | jq -r --arg u "$uuid" --arg c "$corr" --arg t "$target" '
+		(map(select(.uuid==$u)) | if length==1 then empty else "the server lists the device \(length) times" end),
+		(.[] | select(.uuid==$u) | "found",
+		 (.installation_report | if .correlation_id==$c and .success==true and .code=="OK" then empty
+		  else "server report: \(tojson)" end),
+		 (if .installed_target==$t then empty else "server sees \(.installed_target|tojson) installed, not \($t)" end),
+		 (if .assignment==null then empty else "assignment not finished" end))')
+	check_store "$dev/storage" "$WORK/tpl-$(kind "$PHASE")/storage"
 	[ "$(jq -r .name "$dev/storage/installed_target" 2>/dev/null)" = "$target" ] ||
 		problem "installed_target is not $target"
 	[ ! -e "$dev/storage/pending_target" ] || problem "pending_target left"
@@ -250,7 +289,6 @@ mk_archive() { # mk_archive OUT TEXT NFILES
 	tar -czf "$1" -C "$d" app
 	mv "$d" "$1.tree"
 }
-NFILES=300
 head -c 100000 /dev/urandom >"$WORK/small.bin"
 head -c $((big_mib * 1024 * 1024)) /dev/urandom >"$WORK/big.bin"
 mk_archive "$WORK/app-1.tgz" "version one" 20
@@ -306,6 +344,9 @@ make_template() {
 		[ $RC = 0 ] && [ "$(readlink "$t/images/installed/current")" = 1.0 ] ||
 			{ cat "$t/log" >&2; die "template archive: installing app-1 failed"; }
 	fi
+	PROBLEMS=()
+	check_store "$t/storage"
+	[ ${#PROBLEMS[@]} = 0 ] || die "template $k: $(IFS=';'; echo "${PROBLEMS[*]}")"
 }
 # clone PHASE DEV: a copy of the phase's template (same identity, same server device).
 clone() {
@@ -326,7 +367,7 @@ assign() {
 
 # calibrate PHASE TARGET: the store ops of one uninterrupted update cycle, into OPS_<phase>
 # (one "write NAME"/"remove NAME" per op).
-declare -A NOPS FIRST_INSTALL_OP
+declare -A NOPS FIRST_INSTALL_OP FIRST_ENTRY_OP LAST_ENTRY_OP
 calibrate() {
 	local phase=$1 target=$2 dev=$WORK/cal-$1 ops
 	clone "$phase" "$dev"
@@ -335,9 +376,11 @@ calibrate() {
 	[ $RC = 0 ] || { cat "$dev/log" >&2; die "calibration of $phase failed"; }
 	ops=$(grep -c 'otad-test: store op' "$dev/log")
 	NOPS[$phase]=$ops
-	FIRST_INSTALL_OP[$phase]=$(grep 'otad-test: store op [0-9]*: \(step install\|write installed_target\|write pending_target\)' "$dev/log" | head -n1 |
+	FIRST_INSTALL_OP[$phase]=$(grep 'otad-test: store op [0-9]*: \(step install-unpacked\|write installed_target\|write pending_target\)' "$dev/log" | head -n1 |
 		sed 's/.*store op \([0-9]*\):.*/\1/')
 	[ -n "${FIRST_INSTALL_OP[$phase]}" ] || FIRST_INSTALL_OP[$phase]=1
+	FIRST_ENTRY_OP[$phase]=$(grep -o 'store op [0-9]*: step install-entry' "$dev/log" | head -n1 | grep -o '[0-9]*')
+	LAST_ENTRY_OP[$phase]=$(grep -o 'store op [0-9]*: step install-entry' "$dev/log" | tail -n1 | grep -o '[0-9]*')
 	rm -rf "$dev"
 }
 
@@ -374,7 +417,7 @@ if [ -n "${want[command]:-}" ]; then
 	NOPS[reboot]=$(grep -c 'otad-test: store op' "$d/log2")
 	rm -rf "$d"
 fi
-say "calibrated in $(($(date +%s) - t0)) s: provisioning ${W_PROV} store ops; update cycle ops: metadata ${NOPS[metadata]:--}, archive ${NOPS[archive]:--} (install from ${FIRST_INSTALL_OP[archive]:--}), command ${NOPS[command]:--} (install from ${FIRST_INSTALL_OP[command]:--}), reboot completion ${NOPS[reboot]:--}"
+say "calibrated in $(($(date +%s) - t0)) s: provisioning ${W_PROV} store ops; update cycle ops: metadata ${NOPS[metadata]:--}, archive ${NOPS[archive]:--} (entries ${FIRST_ENTRY_OP[archive]:--}..${LAST_ENTRY_OP[archive]:--}, install from ${FIRST_INSTALL_OP[archive]:--}), command ${NOPS[command]:--} (install from ${FIRST_INSTALL_OP[command]:--}), reboot completion ${NOPS[reboot]:--}"
 
 # ---- the points -------------------------------------------------------------------------
 declare -A N_POINTS N_KILLS N_RECOVERED N_MISSED N_FAILED
@@ -390,6 +433,7 @@ seam_kill() {
 	if [ $RC = 137 ]; then KILLED=1; elif [ $RC != 0 ]; then problem "the run to kill exited $RC"; fi
 }
 
+exec {NAP_FD}<> <(:) # a pipe nobody writes to: read -t on it waits without a process
 # watch_kill DEV COND GROUP: otad in the background, SIGKILLed once COND (a shell command)
 # holds; GROUP=1 kills its whole process group. KILLED=1 when that happened.
 watch_kill() {
@@ -403,7 +447,7 @@ watch_kill() {
 			KILLED=1
 			break
 		fi
-		sleep 0.002
+		read -r -t 0.002 -u "$NAP_FD" _ # a sleep without a fork
 	done
 	wait "$PID" 2>/dev/null
 	RC=$?
@@ -464,26 +508,37 @@ point_metadata() {
 }
 
 point_download() {
-	local dev=$1 size len part final got
+	local dev=$1 size len part final got mode
 	len=$(stat -c %s "$WORK/big.bin")
-	rnd_to "$len"; size=$((R + 1))
+	rnd_to 2; mode=$R
+	rnd_to $((len + 1)); size=$R
 	clone download "$dev"
 	assign download big.bin
 	final=$dev/images/$(sha256sum <"$WORK/big.bin" | cut -c1-64)
 	part=$final.part
-	watch_kill "$dev" "[ \"\$(stat -c %s '$part' 2>/dev/null || echo 0)\" -ge $size ] || [ -e '$final' ]" 0
-	got=$(stat -c %s "$part" 2>/dev/null || echo none)
-	WHAT="at .part >= $size bytes (had $got$([ -e "$final" ] && echo ", final file present"))"
+	if [ $mode = 0 ]; then # the seam: exactly size bytes in the .part file
+		otad_run "$dev" "$dev/log.kill" OTAD_TEST_KILL_AT_BYTE="$size"
+		KILLED=0
+		if [ $RC = 137 ]; then KILLED=1; elif [ $RC != 0 ]; then problem "the run to kill exited $RC"; fi
+		got=$(stat -c %s "$part" 2>/dev/null || echo none)
+		WHAT="seam at byte $size of $len (.part: $got)"
+		[ $KILLED = 0 ] || [ "$got" = "$size" ] || problem "the seam left $got bytes, not $size"
+	else # from outside, once the .part file holds size bytes (or the image is complete)
+		watch_kill "$dev" "[ \"\$(stat -c %s '$part' 2>/dev/null || echo 0)\" -ge $size ] || [ -e '$final' ]" 0
+		got=$(stat -c %s "$part" 2>/dev/null || echo none)
+		WHAT="kill -9 at .part >= $size of $len bytes (had $got$([ -e "$final" ] && echo ", final file present"))"
+	fi
 	[ $KILLED = 1 ] || return
 	recover "$dev" || return
-	if [ "$got" != none ] && [ "$got" -gt 0 ]; then
+	if [ "$got" != none ] && [ "$got" -gt 0 ] && [ "$got" -lt "$len" ]; then
 		if grep -q "resuming big.bin at byte [1-9]" "$dev/log.recover"; then RESUMED=$((RESUMED + 1)); else
-			grep -q "found complete\|restarting at byte 0\|starting over" "$dev/log.recover" ||
+			grep -q "restarting at byte 0\|starting over" "$dev/log.recover" ||
 				problem "the restart did not resume the .part file of $got bytes"
 		fi
 	fi
 	check_update "$(uuid_of download)" "$CORR" big.bin "$dev"
 	cmp -s "$WORK/big.bin" "$final" || problem "the image differs from the target"
+	check_images "$dev/images"
 }
 
 point_archive() {
@@ -495,17 +550,18 @@ point_archive() {
 	if [ $fresh = 1 ]; then rm -rf "$dev/images" "$dev/storage/installed_target"; fi
 	assign archive app-2.tgz
 	case $mode in
-	0) # during the unpack: the temp tree holds k files
-		rnd_to $((NFILES + 1)); k=$((R + 1))
-		watch_kill "$dev" "[ \"\$(find '$inst' -path '*/.2.0.new.*' -type f 2>/dev/null | wc -l)\" -ge $k ] || [ \"\$(readlink '$inst/current')\" = 2.0 ]" 0
-		WHAT="unpacking, >= $k files in the temp tree" ;;
-	1) # once the temp tree or the new version is in place, after a random delay
+	0) # during the unpack: after entry k of the archive is written
+		local e0=${FIRST_ENTRY_OP[archive]} e1=${LAST_ENTRY_OP[archive]}
+		rnd_to $((e1 - e0 + 1)); n=$((e0 + R))
+		seam_kill "$dev" "$n" 0
+		WHAT="unpacking, after entry $((n - e0 + 1)) of $((e1 - e0 + 1)) (op $n)" ;;
+	1) # a random delay after the temp tree appeared (unpacking, syncing, renaming...)
 		rnd_to 80; delay=$R
 		watch_kill "$dev" "[ -d '$inst/2.0' ] || ls -d '$inst'/.2.0.new.* >/dev/null 2>&1 && sleep 0.0$(printf %02d "$delay")" 0
 		WHAT="${delay} ms after the tree appeared" ;;
 	2) # a store op from the install on
 		local from=${FIRST_INSTALL_OP[archive]}
-		rnd_to $((NOPS[archive] - from + 2)); n=$((from - 1 + R))
+		rnd_to $((NOPS[archive] - from + 1)); n=$((from + R))
 		[ $n -ge 1 ] || n=1
 		rnd_to 2; after=$R
 		seam_kill "$dev" "$n" "$after" ;;
@@ -565,6 +621,7 @@ point_command() {
 
 run_point() {
 	local k=$1 phase=$2 dev=$WORK/pt$1 status
+	PHASE=$phase
 	RANDOM=$((seed * 7919 + k))
 	PROBLEMS=() WHAT= KILLED=0
 	"point_$phase" "$dev"
@@ -574,7 +631,7 @@ run_point() {
 		N_FAILED[$phase]=$((${N_FAILED[$phase]:-0} + 1))
 		failures=$((failures + 1))
 		status=FAIL
-		local line="point $k ($phase: $WHAT): $(IFS=';'; echo "${PROBLEMS[*]}") -- reproduce: scripts/kill_campaign.sh --seed $seed --only $k --phases $phases --big-mib $big_mib (logs: $dev)"
+		local line="point $k ($phase: $WHAT): $(IFS=';'; echo "${PROBLEMS[*]}") -- reproduce: scripts/kill_campaign.sh --seed $seed --only $k --phases $phases --big-mib $big_mib --files $NFILES (logs: $dev)"
 		FAIL_LINES+=("$line")
 		echo "FAIL: $line" >&2
 	elif [ $KILLED = 1 ]; then

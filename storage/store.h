@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../core/error.h"
 
@@ -125,5 +126,10 @@ int atomic_write_file(const char *path, const void *data, size_t len, int mode,
  * what among the store's writes and removes, and SIGKILLs the process if its number is
  * the one asked for. Without the variable it does nothing. */
 void store_test_step(const char *what);
+
+/* Crash-test seam for downloads: with OTAD_TEST_KILL_AT_BYTE=N set, when the chunk data
+ * (len bytes) about to be appended at offset at of the open file fd reaches byte N, writes
+ * its first N - at bytes and SIGKILLs the process. Without the variable it does nothing. */
+void store_test_download(int fd, const void *data, size_t len, uint64_t at);
 
 #endif

@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +115,9 @@ static int create_temp(int dirfd, const char *tmp, int mode) {
  * write has half its data in the temp file, a remove has not happened yet); with
  * OTAD_TEST_KILL_AFTER=1 just after the op is complete and durable (renamed or unlinked,
  * directory fsynced). Code outside the store can number a step of its own the same way
- * (store_test_step: the archive install). N = 0 only numbers the ops. Tests and scripts/kill_campaign.sh use
+ * (store_test_step: the archive install). N = 0 only numbers the ops. A download stops
+ * the same way with exactly N bytes in its .part file with OTAD_TEST_KILL_AT_BYTE=N
+ * (store_test_download). Tests and scripts/kill_campaign.sh use
  * it to prove that a restart recovers from a kill at every step. */
 enum { KILL_HALF, KILL_AFTER };
 
@@ -159,6 +162,19 @@ static void crash_after(bool die) {
 
 void store_test_step(const char *what) {
   if (seam_op("step", what)) seam_kill(seam_count, "at the step");
+}
+
+void store_test_download(int fd, const void *data, size_t len, uint64_t at) {
+  static long long kill_at = -2; /* -2: not read yet; -1: no seam */
+  if (kill_at == -2) {
+    const char *e = getenv("OTAD_TEST_KILL_AT_BYTE");
+    kill_at = e && *e ? atoll(e) : -1;
+  }
+  if (kill_at < 0 || at > (uint64_t)kill_at || at + len < (uint64_t)kill_at) return;
+  (void)write_all(fd, data, (size_t)((uint64_t)kill_at - at));
+  (void)fsync(fd);
+  fprintf(stderr, "otad-test: SIGKILL with %lld bytes in the download file\n", kill_at);
+  raise(SIGKILL);
 }
 
 /* The atomic write of name inside dirfd; path names it in messages. */
