@@ -1,6 +1,7 @@
-/* uptane_cli.c - add-target, assign, rotate-root and resign: devices from the database,
- * metadata through uptane_repo.c. Every command first makes the repositories of a fleet that
- * has none yet (fleets made before Uptane), with --key-type keys.
+/* uptane_cli.c - add-target, assign, rotate-root, resign, set-keys and delegate: devices
+ * from the database, metadata through uptane_repo.c. Every command first makes the
+ * repositories of a fleet that has none yet (fleets made before Uptane), with --key-type
+ * keys.
  */
 #include "uptane_cli.h"
 

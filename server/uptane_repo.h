@@ -123,9 +123,10 @@ int repo_has_target(const char *dir, const char *name);
  * REPO_HWID_MISMATCH (nothing signed, nothing printed) unless a->force, or -1. */
 int repo_assign(const char *dir, const repo_assignment *a, time_t expires);
 
-/* A new root key (of type *type, or of the old root key's type when type is NULL) and root
- * version N+1, signed by the old and the new root key; the other keys stay. The old key
- * moves to keys/retired/root-vN.key. expires 0: the default. */
+/* New root keys (as many as now, of type *type, or of the old first key's type when type is
+ * NULL) and root version N+1, signed by the old and the new root keys; the other keys stay.
+ * The old keys move to keys/retired/root-vN.key (root-vN.2.key, ...). expires 0: the
+ * default. */
 int repo_rotate_root(const char *dir, enum repo_kind kind, const enum tuf_key_type *type,
                      time_t expires);
 
