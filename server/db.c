@@ -7,10 +7,19 @@
  * `devices` and the `fleet_cas` table: a read-write open adds them, and a read-only open
  * (the listings) reads such a database as it is. The tables of device reports are new tables,
  * made by any read-write open; a read-only open of a database without them lists no reports.
+ *
+ * Two things keep SQLite off the path of every request (each statement costs a handful of
+ * file-lock and write system calls): the request log is queued and written by a thread of
+ * its own, all rows queued meanwhile in one transaction (a group commit: under light load a
+ * row is written as soon as it is queued, under heavy load batches grow); and the uuids of
+ * registered shared-credential devices are remembered once looked up (devices are never
+ * removed), so the per-request check reads memory.
  */
 #include "db.h"
 
+#include <ctype.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +117,16 @@ static const char MIGRATE_IMPLICIT[] =
     "ALTER TABLE devices ADD COLUMN provisioning TEXT NOT NULL DEFAULT 'shared';"
     "ALTER TABLE devices ADD COLUMN fleet_ca TEXT;";
 
+#define LOG_QUEUE_MAX 65536 /* queued request-log rows before db_request_add() waits */
+
+/* One queued row of the request log; its strings follow the struct. */
+typedef struct log_row {
+  struct log_row *next;
+  int status;
+  const char *ts, *cn, *method, *path;
+  char strings[];
+} log_row;
+
 struct db {
   sqlite3 *conn;
   sqlite3_stmt *stmt[ST_COUNT];
@@ -115,6 +134,16 @@ struct db {
   bool implicit_columns; /* devices has provisioning and fleet_ca */
   bool fleet_cas_table;
   bool report_tables; /* manifests, installation_reports, events, device_data */
+  /* uuids (16 bytes each, all-zero = empty slot) of shared-credential devices seen; under lock */
+  unsigned char (*known)[16];
+  size_t known_cap, known_n;
+  /* the request log queue and its writer thread */
+  pthread_mutex_t log_lock;
+  pthread_cond_t log_queued, log_room;
+  log_row *log_head, *log_tail;
+  size_t log_n;
+  bool log_started, log_closing;
+  pthread_t log_thread;
 };
 
 static int fail(db *d, const char *what) {
@@ -177,7 +206,8 @@ int db_open(const char *path, bool read_only, db **out) {
     return -1;
   }
   sqlite3_busy_timeout(d->conn, 5000);
-  if (pthread_mutex_init(&d->lock, NULL) != 0) {
+  if (pthread_mutex_init(&d->lock, NULL) != 0 || pthread_mutex_init(&d->log_lock, NULL) != 0 ||
+      pthread_cond_init(&d->log_queued, NULL) != 0 || pthread_cond_init(&d->log_room, NULL) != 0) {
     sqlite3_close(d->conn);
     free(d);
     return -1;
@@ -221,10 +251,20 @@ int db_open(const char *path, bool read_only, db **out) {
 
 void db_close(db *d) {
   if (!d) return;
+  pthread_mutex_lock(&d->log_lock);
+  bool started = d->log_started;
+  d->log_closing = true;
+  pthread_cond_signal(&d->log_queued);
+  pthread_mutex_unlock(&d->log_lock);
+  if (started) pthread_join(d->log_thread, NULL); /* it writes what is queued, then ends */
   for (int i = 0; i < ST_COUNT; i++)
     sqlite3_finalize(d->stmt[i]);
   sqlite3_close(d->conn);
   pthread_mutex_destroy(&d->lock);
+  pthread_mutex_destroy(&d->log_lock);
+  pthread_cond_destroy(&d->log_queued);
+  pthread_cond_destroy(&d->log_room);
+  free(d->known);
   free(d);
 }
 
@@ -262,9 +302,76 @@ int db_device_id_taken(db *d, const char *device_id) {
   return rc;
 }
 
+/* The 16 bytes of a canonical uuid (8-4-4-4-12 hex digits, not all zero); -1 otherwise. */
+static int uuid_bytes(const char *uuid, unsigned char out[16]) {
+  static const int DASHES[] = {8, 13, 18, 23};
+  size_t k = 0, o = 0;
+  for (size_t i = 0; i < 36; i++) {
+    if (k < 4 && (int)i == DASHES[k]) {
+      if (uuid[i] != '-') return -1;
+      k++;
+      continue;
+    }
+    char c = uuid[i];
+    if (!isxdigit((unsigned char)c)) return -1;
+    int v = isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10;
+    if (o % 2 == 0)
+      out[o / 2] = (unsigned char)(v << 4);
+    else
+      out[o / 2] |= (unsigned char)v;
+    o++;
+  }
+  if (uuid[36] != '\0') return -1;
+  for (size_t i = 0; i < 16; i++)
+    if (out[i]) return 0;
+  return -1;
+}
+
+/* The slot of key in the open-addressing table (its own, or the empty one it would take). */
+static size_t known_slot(const db *d, const unsigned char key[16]) {
+  static const unsigned char EMPTY[16];
+  uint64_t h;
+  memcpy(&h, key, sizeof h);
+  size_t mask = d->known_cap - 1, i = (size_t)(h * 0x9e3779b97f4a7c15ull) & mask;
+  while (memcmp(d->known[i], EMPTY, 16) != 0 && memcmp(d->known[i], key, 16) != 0)
+    i = (i + 1) & mask;
+  return i;
+}
+
+/* Remembers a registered uuid (nothing when out of memory: the next check asks SQLite). */
+static void known_add_locked(db *d, const unsigned char key[16]) {
+  if (2 * (d->known_n + 1) > d->known_cap) { /* keep the table at most half full */
+    size_t cap = d->known_cap ? 2 * d->known_cap : 1024;
+    unsigned char(*old)[16] = d->known;
+    size_t old_cap = d->known_cap;
+    if (!(d->known = calloc(cap, 16))) {
+      d->known = old;
+      return;
+    }
+    d->known_cap = cap;
+    static const unsigned char EMPTY[16];
+    for (size_t i = 0; i < old_cap; i++)
+      if (memcmp(old[i], EMPTY, 16) != 0) memcpy(d->known[known_slot(d, old[i])], old[i], 16);
+    free(old);
+  }
+  size_t i = known_slot(d, key);
+  if (memcmp(d->known[i], key, 16) != 0) {
+    memcpy(d->known[i], key, 16);
+    d->known_n++;
+  }
+}
+
 int db_device_known(db *d, const char *uuid) {
+  unsigned char key[16];
+  bool canonical = uuid_bytes(uuid, key) == 0;
   pthread_mutex_lock(&d->lock);
-  int rc = exists_locked(d, ST_DEVICE_KNOWN, uuid);
+  int rc;
+  if (canonical && d->known_cap && memcmp(d->known[known_slot(d, key)], key, 16) == 0) {
+    rc = 1;
+  } else {
+    rc = exists_locked(d, ST_DEVICE_KNOWN, uuid);
+    if (rc == 1 && canonical) known_add_locked(d, key);
+  }
   pthread_mutex_unlock(&d->lock);
   return rc;
 }
@@ -530,10 +637,10 @@ int db_data_set(db *d, const char *uuid, const char *kind, const char *updated, 
   return rc;
 }
 
-int db_request_add(db *d, const char *ts, const char *cn, const char *method, const char *path,
-                   int status) {
+/* Inserts one row of the request log: 0 or -1. Caller holds the lock. */
+static int request_insert_locked(db *d, const char *ts, const char *cn, const char *method,
+                                 const char *path, int status) {
   const char *v[] = {ts, cn, method, path};
-  pthread_mutex_lock(&d->lock);
   int rc = -1;
   sqlite3_stmt *s = bind_text(d, ST_REQUEST_ADD, 4, v);
   if (s && sqlite3_bind_int(s, 5, status) == SQLITE_OK && sqlite3_step(s) == SQLITE_DONE)
@@ -541,8 +648,85 @@ int db_request_add(db *d, const char *ts, const char *cn, const char *method, co
   else
     fail(d, "insert request");
   if (s) sqlite3_reset(s);
-  pthread_mutex_unlock(&d->lock);
   return rc;
+}
+
+/* The request-log writer: takes every queued row, writes them in one transaction, repeats;
+ * when the database closes, it writes what is left and ends. */
+static void *log_writer(void *arg) {
+  db *d = arg;
+  pthread_mutex_lock(&d->log_lock);
+  for (;;) {
+    while (!d->log_head && !d->log_closing)
+      pthread_cond_wait(&d->log_queued, &d->log_lock);
+    if (!d->log_head) break; /* closing, and nothing left */
+    log_row *rows = d->log_head;
+    d->log_head = d->log_tail = NULL;
+    d->log_n = 0;
+    pthread_cond_broadcast(&d->log_room);
+    pthread_mutex_unlock(&d->log_lock);
+
+    pthread_mutex_lock(&d->lock);
+    bool batch = rows->next && sqlite3_exec(d->conn, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    for (log_row *r = rows; r; r = r->next)
+      request_insert_locked(d, r->ts, r->cn, r->method, r->path, r->status);
+    if (batch && sqlite3_exec(d->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+      fail(d, "commit the request log");
+      sqlite3_exec(d->conn, "ROLLBACK", NULL, NULL, NULL);
+    }
+    pthread_mutex_unlock(&d->lock);
+    while (rows) {
+      log_row *next = rows->next;
+      free(rows);
+      rows = next;
+    }
+    pthread_mutex_lock(&d->log_lock);
+  }
+  pthread_mutex_unlock(&d->log_lock);
+  return NULL;
+}
+
+/* The row as one allocation, its strings copied. */
+static log_row *log_row_new(const char *ts, const char *cn, const char *method, const char *path,
+                            int status) {
+  size_t lt = strlen(ts) + 1, lc = strlen(cn) + 1, lm = strlen(method) + 1, lp = strlen(path) + 1;
+  log_row *r = malloc(sizeof *r + lt + lc + lm + lp);
+  if (!r) return NULL;
+  char *p = r->strings;
+  r->next = NULL;
+  r->status = status;
+  r->ts = memcpy(p, ts, lt);
+  r->cn = memcpy(p += lt, cn, lc);
+  r->method = memcpy(p += lc, method, lm);
+  r->path = memcpy(p += lm, path, lp);
+  return r;
+}
+
+int db_request_add(db *d, const char *ts, const char *cn, const char *method, const char *path,
+                   int status) {
+  log_row *r = log_row_new(ts, cn, method, path, status);
+  pthread_mutex_lock(&d->log_lock);
+  if (r && !d->log_started && !d->log_closing)
+    d->log_started = pthread_create(&d->log_thread, NULL, log_writer, d) == 0;
+  while (r && d->log_started && d->log_n >= LOG_QUEUE_MAX && !d->log_closing)
+    pthread_cond_wait(&d->log_room, &d->log_lock); /* the writer is behind: wait for it */
+  if (!r || !d->log_started || d->log_closing) { /* no writer (or no memory): write it now */
+    pthread_mutex_unlock(&d->log_lock);
+    free(r);
+    pthread_mutex_lock(&d->lock);
+    int rc = request_insert_locked(d, ts, cn, method, path, status);
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+  }
+  if (d->log_tail)
+    d->log_tail->next = r;
+  else
+    d->log_head = r;
+  d->log_tail = r;
+  d->log_n++;
+  pthread_cond_signal(&d->log_queued);
+  pthread_mutex_unlock(&d->log_lock);
+  return 0;
 }
 
 /* Loads one device's ECUs (owned by arrays the caller frees with ecus_free). */

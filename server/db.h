@@ -119,7 +119,8 @@ void db_close(db *d);
 /* 1 when device_id is registered, 0 when not, -1 on error. */
 int db_device_id_taken(db *d, const char *device_id);
 
-/* 1 when a shared-credential device has this uuid, 0 when not, -1 on error. */
+/* 1 when a shared-credential device has this uuid, 0 when not, -1 on error. Remembers the
+ * uuids it found (devices are never removed). */
 int db_device_known(db *d, const char *uuid);
 
 /* Records a new device: 0, DB_CONFLICT (device_id taken) or -1. Times are ISO 8601. */
@@ -166,7 +167,8 @@ int db_events_add(db *d, const char *uuid, const db_event *events, size_t n);
 /* Replaces the device's data of one kind. */
 int db_data_set(db *d, const char *uuid, const char *kind, const char *updated, const char *body);
 
-/* Appends one line to the request log. */
+/* Appends one line to the request log: queued (the strings are copied) for a thread that
+ * writes queued lines in batches; db_close() writes what is still queued. 0 or -1. */
 int db_request_add(db *d, const char *ts, const char *cn, const char *method, const char *path,
                    int status);
 

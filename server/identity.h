@@ -6,6 +6,10 @@
  * (provisioning, device, then every uploaded fleet CA), which tells the kinds of certificate
  * apart, and the subject CN is read. A chain that would verify but for the clock is told
  * apart from one no CA signed, so the client learns which of the two it has.
+ *
+ * Verifying costs a certificate parse and an ECDSA (or RSA) verification per request, which
+ * is more than the rest of a metadata poll: accepted chains are remembered (by a SHA-256 of
+ * the certificates) until the first certificate of the chain, or its CA, expires.
  */
 #ifndef OTA_SERVER_IDENTITY_H
 #define OTA_SERVER_IDENTITY_H
@@ -52,14 +56,20 @@ typedef struct identity {
 typedef struct identity_fleet_anchor {
   char *name;
   gnutls_x509_trust_list_t list;
+  time_t not_before, not_after; /* of the CA certificate */
 } identity_fleet_anchor;
+
+typedef struct identity_cache identity_cache; /* accepted chains (identity.c) */
 
 /* The trust anchors, each alone in its own list. */
 typedef struct identity_anchors {
   gnutls_x509_trust_list_t provisioning;
   gnutls_x509_trust_list_t device;
+  time_t provisioning_from, provisioning_until; /* the CAs' validity */
+  time_t device_from, device_until;
   identity_fleet_anchor *fleet;
   size_t nfleet;
+  identity_cache *cache;
 } identity_anchors;
 
 /* Builds the anchors from the CA certificates (copied); no fleet CAs yet. Returns 0 or a
@@ -73,7 +83,16 @@ int identity_anchors_add_fleet(identity_anchors *a, const char *name, gnutls_x50
 /* Frees every list. */
 void identity_anchors_free(identity_anchors *a);
 
-/* Classifies the peer of session (NULL session: ROLE_NONE). */
+/* Classifies the peer of session (NULL session: ROLE_NONE). Thread-safe. */
 void identity_of(const identity_anchors *a, gnutls_session_t session, identity *out);
+
+/* Classifies a chain of DER certificates, leaf first, as identity_of() does (n = 0: no
+ * certificate), the remembered verdicts included. */
+void identity_of_chain(const identity_anchors *a, const gnutls_datum_t *certs, unsigned n,
+                       identity *out);
+
+/* How many verdicts came from the cache and how many chains were verified, since the start. */
+void identity_cache_stats(const identity_anchors *a, unsigned long long *hits,
+                          unsigned long long *verified);
 
 #endif

@@ -70,6 +70,10 @@ static const char USAGE[] =
     "                            made from the fleet's server CA (default fleet)\n"
     "      --p12 legacy|3des     certificate-bag cipher of device archives (default 3des)\n"
     "      --device-key ec256|rsa2048  (default: init's --device-key)\n"
+    "      --event-loop poll|epoll|threads  how connections are waited for: poll() in the\n"
+    "                            worker threads (default), epoll (spins during TLS\n"
+    "                            handshakes), or a thread per connection (thousands of\n"
+    "                            idle keep-alive connections)\n"
     "      --quiet               no log line per request\n"
     "  add-fleet-ca DIR CA.pem   trust a fleet root CA (PEM or DER): a device whose\n"
     "                            certificate chains to it is created on first contact, with\n"
@@ -154,7 +158,8 @@ enum {
   OPT_CORRELATION_ID,
   OPT_FORCE,
   OPT_REPO,
-  OPT_ROLE
+  OPT_ROLE,
+  OPT_EVENT_LOOP
 };
 
 static const struct option OPTIONS[] = {
@@ -185,12 +190,14 @@ static const struct option OPTIONS[] = {
     {"force", no_argument, NULL, OPT_FORCE},
     {"repo", required_argument, NULL, OPT_REPO},
     {"role", required_argument, NULL, OPT_ROLE},
+    {"event-loop", required_argument, NULL, OPT_EVENT_LOOP},
     {NULL, 0, NULL, 0},
 };
 
 /* Which options each command takes. */
 static bool option_allowed(const char *cmd, int opt) {
   if (opt == OPT_HELP) return true;
+  if (opt == OPT_EVENT_LOOP) return strcmp(cmd, "serve") == 0;
   if (strcmp(cmd, "init") == 0)
     return opt == OPT_PORT || opt == OPT_HOST || opt == OPT_P12_PASSWORD || opt == OPT_P12 ||
            opt == OPT_DEVICE_KEY || opt == OPT_KEY_TYPE;
@@ -336,6 +343,16 @@ int main(int argc, char **argv) {
       break;
     case OPT_QUIET: serve.quiet = true; break;
     case OPT_JSON: json = true; break;
+    case OPT_EVENT_LOOP:
+      if (strcmp(optarg, "poll") == 0)
+        serve.event_loop = SERVE_LOOP_POLL;
+      else if (strcmp(optarg, "epoll") == 0)
+        serve.event_loop = SERVE_LOOP_EPOLL;
+      else if (strcmp(optarg, "threads") == 0)
+        serve.event_loop = SERVE_LOOP_THREADS;
+      else
+        return usage_error("--event-loop '%s': expected poll, epoll or threads", optarg);
+      break;
     case OPT_NAME:
       if (strcmp(cmd, "add-target") == 0) {
         if (!repo_target_name_valid(optarg))

@@ -131,19 +131,18 @@ static int pkcs12_kdf(uint8_t id, const uint8_t *pass, size_t pass_len, const ui
 
   uint8_t D[V], A[U], B[V];
   memset(D, id, sizeof D);
-  int rc = 0;
+  gnutls_hash_hd_t h; /* one handle for every hash: gnutls_hash_output() resets it */
+  int rc = gnutls_hash_init(&h, GNUTLS_DIG_SHA1);
+  if (rc < 0) {
+    free(I);
+    return rc;
+  }
   while (n > 0) {
-    gnutls_hash_hd_t h;
-    if ((rc = gnutls_hash_init(&h, GNUTLS_DIG_SHA1)) < 0) break;
-    if ((rc = gnutls_hash(h, D, V)) < 0 || (rc = gnutls_hash(h, I, i_len)) < 0) {
-      gnutls_hash_deinit(h, NULL);
-      break;
-    }
-    gnutls_hash_deinit(h, A);
+    if ((rc = gnutls_hash(h, D, V)) < 0 || (rc = gnutls_hash(h, I, i_len)) < 0) break;
+    gnutls_hash_output(h, A);
     for (unsigned r = 1; r < iterations && rc == 0; r++) {
-      uint8_t next[U];
-      rc = gnutls_hash_fast(GNUTLS_DIG_SHA1, A, U, next);
-      memcpy(A, next, U);
+      rc = gnutls_hash(h, A, U);
+      gnutls_hash_output(h, A);
     }
     if (rc < 0) break;
     size_t take = n < U ? n : U;
@@ -162,6 +161,7 @@ static int pkcs12_kdf(uint8_t id, const uint8_t *pass, size_t pass_len, const ui
       }
     }
   }
+  gnutls_hash_deinit(h, NULL);
   memset(I, 0, i_len);
   free(I);
   return rc < 0 ? rc : 0;

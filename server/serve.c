@@ -1,5 +1,14 @@
-/* serve.c - the HTTPS daemon: libmicrohttpd on GnuTLS with epoll and a thread pool.
- * A fleet made before the Uptane repositories gets them (Ed25519 keys) when serve starts.
+/* serve.c - the HTTPS daemon: libmicrohttpd on GnuTLS, with poll() and a thread pool by
+ * default. A fleet made before the Uptane repositories gets them (Ed25519 keys) when serve
+ * starts.
+ *
+ * The event loop (--event-loop): libmicrohttpd 0.9.75 in epoll mode busy-loops while a TLS
+ * handshake waits for the client (its handshake reads the socket itself, so the connection
+ * never leaves the ready list until the handshake is over): with many devices connecting,
+ * the server burns a core on epoll_wait(0)/recv() = EAGAIN (measured: 3 times the CPU of
+ * poll() for the same fleet). poll() costs time per open connection at every wake-up, which
+ * only matters with thousands of idle keep-alive connections; `threads` (a thread per
+ * connection, each blocked in poll() on its one socket) serves those without either cost.
  *
  * Clients are asked for a certificate trusting the fleet's CAs (provisioning, device, and the
  * uploaded fleet CAs, which are read once here: a new one is trusted after a restart), but
@@ -28,6 +37,7 @@
 #include "files.h"
 #include "fleet.h"
 #include "fleet_cas.h"
+#include "tls_session.h"
 #include "uptane_repo.h"
 #include "utctime.h"
 
@@ -36,6 +46,7 @@
 #define FDS_RESERVED 64 /* database, log, listening sockets, epoll */
 #define CONNECTION_TIMEOUT_S 120
 #define LISTEN_BACKLOG 4096
+#define THREAD_STACK_BYTES (512 * 1024) /* --event-loop threads: a thread per connection */
 
 /* Raises the open-file limit as far as allowed; returns the connection limit it permits. */
 static unsigned connection_limit(void) {
@@ -140,6 +151,7 @@ int serve_run(const serve_options *o) {
   char *trust = NULL, *pid_path = path_join(o->dir, FLEET_PID);
   int status = 1;
   struct MHD_Daemon *d = NULL;
+  tls_tickets tickets = {0};
   if (!key || !crt || !prov_ca || !dev_ca || !pid_path) goto out;
   if (server_cert_make(o->dir, o->server_cert, &key, &crt) != 0) goto out;
   if (asprintf(&trust, "%s%s%s", prov_ca, dev_ca, fleet_cas.pem) < 0) {
@@ -156,17 +168,28 @@ int serve_run(const serve_options *o) {
   pthread_sigmask(SIG_BLOCK, &stop, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS |
-                   MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG |
+                   (v6 ? MHD_USE_IPv6 : 0);
+  switch (o->event_loop) {
+  case SERVE_LOOP_POLL: flags |= MHD_USE_POLL; break;
+  case SERVE_LOOP_EPOLL: flags |= MHD_USE_EPOLL; break;
+  case SERVE_LOOP_THREADS: flags |= MHD_USE_POLL | MHD_USE_THREAD_PER_CONNECTION; break;
+  }
   if (api_holds_connections(a)) flags |= MHD_ALLOW_SUSPEND_RESUME; /* stall, trickle faults */
+  bool per_connection = o->event_loop == SERVE_LOOP_THREADS;
+  if (tls_tickets_init(&tickets) < 0) /* resumption is an optimisation: serve without it */
+    fprintf(stderr, "ota-server: warning: no session tickets (no random key): every "
+                    "connection does a full TLS handshake\n");
   d = MHD_start_daemon(
       flags, (uint16_t)port, NULL, NULL, api_handle, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-      threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-      (unsigned)LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED, api_completed, a,
-      MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, crt, MHD_OPTION_HTTPS_MEM_TRUST,
-      trust, MHD_OPTION_END);
+      threads > 1 && !per_connection ? threads : 0, MHD_OPTION_THREAD_STACK_SIZE,
+      (size_t)(per_connection ? THREAD_STACK_BYTES : 0), MHD_OPTION_CONNECTION_LIMIT,
+      connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED,
+      api_completed, a, MHD_OPTION_NOTIFY_CONNECTION, tls_on_connection, &tickets,
+      MHD_OPTION_HTTPS_PRIORITIES, TLS_SERVER_PRIORITIES, MHD_OPTION_HTTPS_MEM_KEY, key,
+      MHD_OPTION_HTTPS_MEM_CERT, crt, MHD_OPTION_HTTPS_MEM_TRUST, trust, MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "ota-server: cannot listen on %s port %d (in use? see messages above)\n",
             o->bind, port);
@@ -197,6 +220,7 @@ out:
   api_release_connections(a); /* a daemon must not stop with suspended connections */
   if (d) MHD_stop_daemon(d);
   api_free(a);
+  tls_tickets_free(&tickets);
   if (key) {
     memset(key, 0, strlen(key));
     free(key);

@@ -9,11 +9,19 @@
 #include "pki.h"
 #include "server_cert.h"
 
+/* How libmicrohttpd waits for its sockets (see serve.c). */
+enum serve_event_loop {
+  SERVE_LOOP_POLL = 0, /* poll() in a pool of --threads threads (the default) */
+  SERVE_LOOP_EPOLL,    /* epoll in the pool: spins during TLS handshakes (libmicrohttpd 0.9.75) */
+  SERVE_LOOP_THREADS   /* a thread per connection: for many idle keep-alive connections */
+};
+
 typedef struct serve_options {
   const char *dir;
   int port;                 /* -1: the port server.conf names (init's --port) */
   const char *bind;         /* listening address, e.g. 127.0.0.1 or :: */
   int threads;              /* 0: one per CPU */
+  enum serve_event_loop event_loop;
   const char *faults;       /* --faults SPEC or NULL */
   uint64_t faults_seed;     /* --faults-seed (the %RATE dice) */
   enum server_cert_kind server_cert; /* --server-cert: a certificate devices must refuse */
