@@ -16,8 +16,34 @@
 
 static void on_register_done(http_request *req);
 
+/* An earlier attempt of this run got credentials and stored creds.pending, but not the
+ * files (a full disk): they are this device's identity, so the retry completes them as a
+ * restart would, and does not register again. True when it took over. */
+static bool finish_stored_credentials(device *d) {
+  char *pending = store_read_string(d->o.st, STORE_CREDS_PENDING);
+  if (!pending) return false;
+  memset(pending, 0, strlen(pending));
+  free(pending);
+  int rc = credentials_finish_pending(d);
+  if (rc) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the device credentials failed: %s",
+                     d->eb.msg);
+    return true;
+  }
+  if (!credentials_load_stored(d)) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_EIO, "the stored credentials are incomplete");
+    return true;
+  }
+  unprovisioned_strip_fleet_key(d);
+  device_log(d, LOG_INFO, "registered: stored the certificate CN=%s the server issued earlier",
+             d->uuid);
+  device_fire(d, EV_REGISTERED, d->uuid);
+  return true;
+}
+
 void registering_register(device *d) {
   d->eb.msg[0] = 0;
+  if (finish_stored_credentials(d)) return;
   char ttl[24];
   snprintf(ttl, sizeof(ttl), "%d", d->o.cfg->expiry_days > 0 ? d->o.cfg->expiry_days : 36000);
   cJSON *body = cJSON_CreateObject();

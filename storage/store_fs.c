@@ -54,10 +54,11 @@ static void warn(const warner *w, const char *fmt, ...) {
     log_msg(LOG_WARN, "storage", "%s", msg);
 }
 
-/* OTAD_ENOSPC for a full disk (whatever step hit it), else OTAD_EIO naming the step. */
+/* OTAD_ENOSPC for a full disk (whatever step hit it: "writing PATH: No space left on
+ * device"), else OTAD_EIO naming the step. */
 static int fail_errno(otad_errbuf *eb, int err, const char *step, const char *path) {
   if (err == ENOSPC || err == EDQUOT)
-    return otad_fail(eb, OTAD_ENOSPC, "writing %s: no space left on device", path);
+    return otad_fail(eb, OTAD_ENOSPC, "writing %s: %s", path, strerror(err));
   return otad_fail(eb, OTAD_EIO, "%s %s: %s", step, path, strerror(err));
 }
 

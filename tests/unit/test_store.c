@@ -426,7 +426,7 @@ static void test_fs_disk_full(void **state) {
   memset(big, 'k', n);
   assert_int_equal(store_write(s, STORE_PKEY_PEM, big, n, true, &eb), OTAD_ENOSPC);
   char want[256];
-  snprintf(want, sizeof(want), "writing %s/pkey.pem: no space left on device", f->mnt);
+  snprintf(want, sizeof(want), "writing %s/pkey.pem: No space left on device", f->mnt);
   assert_string_equal(eb.msg, want);
   assert_value(s, STORE_PKEY_PEM, "old key");
   assert_int_equal(count_temps(f->mnt), 0);
