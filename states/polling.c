@@ -47,7 +47,6 @@ enum poll_step {
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 static void next_step(device *d);
-static const cJSON *director_target_for_primary(device *d);
 
 /* ---- the device's update state ---- */
 
@@ -305,13 +304,6 @@ static void fetch_failed(device *d, http_request *r, const char *what) {
 }
 
 static void verification_failed(device *d, const uptane_err *err) {
-  /* Past the director, its targets verified this cycle name the assignment refused: the
-   * report carries its correlation ID (before, there is none the device may trust). */
-  update_target *t = &d->upd->target;
-  const cJSON *dt = d->upd->step >= STEP_IMG_ROOT ? director_target_for_primary(d) : NULL;
-  const char *corr = dt ? uptane_director_correlation_id(&d->upd->director) : NULL;
-  snprintf(t->name, sizeof(t->name), "%s", dt ? dt->string : "");
-  snprintf(t->correlation_id, sizeof(t->correlation_id), "%s", corr ? corr : "");
   device_log(d, LOG_ERROR, "Uptane verification failed (%s): %s; keeping the trusted metadata",
              uptane_fail_name(err->fail), err->eb.msg);
   polling_set_result(d, false, UPDATE_VERIFICATION_FAILED, "%s: %s",
