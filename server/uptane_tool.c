@@ -319,6 +319,8 @@ int uptane_tool_main(int argc, char **argv) {
   }
   if (attack.wrong_key && attack.sign_with >= 0)
     return usage_error("%s", "--wrong-key and --sign-with: choose one");
+  if (attack.duplicate_signatures && attack.sign_with == 0)
+    return usage_error("%s", "--duplicate-signatures needs a signer: --sign-with 1 or more");
   bool add_target = strcmp(action, "add-target") == 0;
   int operands = add_target ? 2 : 1;
   if (optind >= argc) return usage_error("%s: the fleet directory DIR is required", action);
