@@ -80,6 +80,10 @@ store *store_fs_open(const char *dir, otad_errbuf *eb);
  * secret values are zeroed when replaced, removed or closed. NULL when out of memory. */
 store *store_mem_open(void);
 
+/* Heap bytes a store from store_mem_open() holds (entries and their malloc overhead);
+ * 0 for any other store. For the fleet's memory report. */
+size_t store_mem_bytes(const store *s);
+
 /* 0 if name can name a value in any store: a plain file name of 1..200 characters, no
  * '/', not starting with '.' (that covers "." and ".." and keeps names apart from the fs
  * backend's temp files). Otherwise OTAD_EINVAL with eb filled. Every op checks it. */
