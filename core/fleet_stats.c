@@ -139,6 +139,12 @@ cJSON *fleet_report_json(const fleet_stats *s, const fleet_summary *m) {
     cJSON_AddNumberToObject(er, s->errors[i].name, (double)s->errors[i].count);
   cJSON_AddNumberToObject(o, "peak_rss_kib", (double)m->peak_rss_kib);
   cJSON_AddNumberToObject(o, "heap_bytes_per_device", m->heap_bytes_per_device);
+  cJSON *hs = cJSON_AddObjectToObject(o, "heap_per_device_split");
+  cJSON_AddNumberToObject(hs, "device_struct", m->heap_split.device_struct);
+  cJSON_AddNumberToObject(hs, "store", m->heap_split.store);
+  cJSON_AddNumberToObject(hs, "credentials", m->heap_split.credentials);
+  cJSON_AddNumberToObject(hs, "update_state", m->heap_split.update_state);
+  cJSON_AddNumberToObject(hs, "connections_and_tls", m->heap_split.connections_and_tls);
   cJSON_AddNumberToObject(o, "open_connections", (double)m->open_connections);
   cJSON_AddNumberToObject(o, "cpu_seconds", m->cpu_seconds);
   uint64_t dc = device_cycles(m);
@@ -187,6 +193,11 @@ void fleet_report_table(const fleet_stats *s, const fleet_summary *m, FILE *out)
   fprintf(out, "memory:        peak RSS %.1f MiB, heap %.0f bytes per device (%llu sockets open)\n",
           m->peak_rss_kib / 1024.0, m->heap_bytes_per_device,
           (unsigned long long)m->open_connections);
+  if (m->heap_split.device_struct > 0)
+    fprintf(out, "  per device:  struct %.0f, store %.0f, credentials %.0f, update state %.0f, "
+            "connections+TLS %.0f bytes\n", m->heap_split.device_struct, m->heap_split.store,
+            m->heap_split.credentials, m->heap_split.update_state,
+            m->heap_split.connections_and_tls);
   fprintf(out, "cpu:           %.2f s", m->cpu_seconds);
   if (dc) fprintf(out, ", %.3f ms per device-cycle", m->cpu_seconds * 1000.0 / (double)dc);
   fprintf(out, "\n");

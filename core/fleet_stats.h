@@ -89,6 +89,9 @@ typedef struct fleet_summary {
   uint64_t expected_ok;           /* devices that reached what the run asked for */
   long peak_rss_kib;
   double heap_bytes_per_device;   /* heap in use by the fleet's devices, per device */
+  struct {                        /* where heap_bytes_per_device goes (0 = not measured) */
+    double device_struct, store, credentials, update_state, connections_and_tls;
+  } heap_split;
   uint64_t open_connections;      /* sockets open when the heap was measured */
   double cpu_seconds;             /* user + system */
   int cycles_per_device;          /* --cycles (0 = none) */

@@ -104,6 +104,14 @@ static void mem_close(store *s) {
 
 static const store_ops mem_ops = {mem_read, mem_write, mem_remove, mem_close};
 
+size_t store_mem_bytes(const store *s) {
+  if (!s || s->ops != &mem_ops) return 0;
+  size_t n = sizeof(mem_store) + 16; /* + malloc's header, about */
+  for (const mem_entry *e = ((const mem_store *)s)->head; e; e = e->next)
+    n += sizeof(*e) + e->name_len + 1 + e->len + 1 + 16;
+  return n;
+}
+
 store *store_mem_open(void) {
   mem_store *ms = calloc(1, sizeof(*ms));
   if (!ms) return NULL;

@@ -35,6 +35,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "storage/credzip.h"
+#include "states/states.h"
 #include "storage/store.h"
 #include "transport/certgen.h"
 #include "transport/http.h"
@@ -152,6 +153,7 @@ struct fleet {
   fleet_stats *stats;
   uint64_t last_requests, last_tick;
   size_t heap_base, heap_at_end;
+  double store_bytes, cred_bytes; /* summed over the devices at the end */
   uint64_t fds_at_end;
   otad_errbuf setup_eb;
 };
@@ -471,6 +473,14 @@ static void finish_all(fleet *f) {
   f->t_end = uv_now(f->loop);
   f->heap_at_end = heap_in_use();
   f->fds_at_end = count_open_fds();
+  for (int i = 0; i < f->n; i++) {
+    fleet_dev *fd = f->devs[i];
+    if (!fd) continue;
+    const tls_creds *c = &fd->d.creds;
+    f->store_bytes += (double)store_mem_bytes(fd->d.o.st);
+    if (c->key_pem) f->cred_bytes += (double)(strlen(c->key_pem) + strlen(c->cert_pem) +
+                                              strlen(c->ca_pem) + 3 * 17);
+  }
   uv_timer_stop(&f->ramp_timer);
   uv_timer_stop(&f->duration_timer);
   for (int i = 0; i < f->n; i++) {
@@ -844,8 +854,10 @@ int main(int argc, char **argv) {
   }
   fleet_stats_init(f.stats);
   http_client_set_observer(f.http, on_request, &f);
-  /* keep-alive: one pooled connection per device; otherwise enough for those mid-poll */
-  http_client_set_max_connects(f.http, f.keep_alive ? f.n + 16 : f.concurrency + 64);
+  /* One pooled connection per device: a smaller pool closes the connection of a device
+   * between two requests of its poll (curl evicts the oldest idle one). Without
+   * --keep-alive a connection idle for a second is closed at the next pool sweep. */
+  http_client_set_max_connects(f.http, (long)f.n + 16);
   if (http_client_session_shards(f.http, 24) != 0)
     fprintf(stderr, PROG ": libcurl cannot share TLS sessions: no per-device session cache\n");
   uv_timer_init(f.loop, &f.ramp_timer);
@@ -874,6 +886,21 @@ int main(int argc, char **argv) {
 
   fleet_summary m;
   summarize(&f, &m);
+  /* Where the heap went: the connections are gone now (the client is closed); the update
+   * state is what polling_free() gives back. */
+  size_t heap_closed = heap_in_use();
+  for (int i = 0; i < f.n; i++)
+    if (f.devs[i]) polling_free(&f.devs[i]->d);
+  size_t heap_no_upd = heap_in_use();
+  if (f.started && mallinfo2().uordblks) { /* 0 under valgrind */
+    double n = f.started;
+    m.heap_split.device_struct = sizeof(fleet_dev) + 16;
+    m.heap_split.store = f.store_bytes / n;
+    m.heap_split.credentials = f.cred_bytes / n;
+    m.heap_split.update_state = heap_closed > heap_no_upd ? (double)(heap_closed - heap_no_upd) / n : 0;
+    m.heap_split.connections_and_tls =
+        f.heap_at_end > heap_closed ? (double)(f.heap_at_end - heap_closed) / n : 0;
+  }
   fleet_report_table(f.stats, &m, stdout);
   print_failures(&f, stdout);
   if (report) write_report(&f, &m, report);

@@ -306,10 +306,10 @@ static void read_timings(http_request *r) {
   long connects = 0;
   if (curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK && total > 0)
     r->elapsed_us = (uint64_t)total;
-  if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
-    r->new_connection = connects > 0;
   if (curl_easy_getinfo(r->easy, CURLINFO_APPCONNECT_TIME_T, &appconnect) == CURLE_OK)
-    r->handshake = r->new_connection && appconnect > 0;
+    r->handshake = appconnect > 0; /* 0 on a reused connection */
+  if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
+    r->new_connection = connects > 0 || r->handshake;
   if (!r->handshake) r->resumed = 0;
 }
 
