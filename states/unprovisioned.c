@@ -75,6 +75,7 @@ static int load_fleet_key(device *d) {
   credzip z = {0};
   int rc = credzip_read(c->provision_path, &z, &d->eb);
   if (rc) return rc;
+  tls_creds_free(&d->own_prov); /* a retry after a failed attempt reads it again */
   rc = tls_p12_parse(z.p12, z.p12_len, c->p12_password ? c->p12_password : "", &d->own_prov,
                      &d->eb);
   if (rc) {

@@ -67,7 +67,8 @@ typedef void (*store_warn_fn)(void *ctx, const char *msg);
  * At open it fixes what a crash or a careless install left: a dir with group/other bits
  * is chmod'ed to 0700, secret files (pkey.pem, ecukey.pem, creds.pending) with
  * group/other bits to 0600, stale temp files (`.NAME.tmp.PID`) are removed; each fix is
- * warned through warn(ctx, msg) (warn NULL: log_msg(LOG_WARN, "storage", ...)).
+ * warned through warn(ctx, msg) (warn NULL: log_msg(LOG_WARN, "storage", ...)). A dir or
+ * secret file owned by another user than the effective one is refused (OTAD_EIO).
  * Returns NULL with eb filled when dir cannot be created, opened, fixed or written.
  * The store keeps a descriptor of dir open until close. */
 store *store_fs_open_warn(const char *dir, store_warn_fn warn, void *ctx, otad_errbuf *eb);

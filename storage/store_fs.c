@@ -336,9 +336,22 @@ static int make_dirs(const char *dir, otad_errbuf *eb) {
   return 0;
 }
 
+/* A store owned by another user is refused: that user could read the device's keys and
+ * replace its pinned CA. Nothing is changed: the owner is for the administrator to fix. */
+static int owned_by_us(const struct stat *st, const char *path, otad_errbuf *eb) {
+  uid_t me = geteuid();
+  if (st->st_uid == me) return 0;
+  return otad_fail(eb, OTAD_EIO,
+                   "%s is owned by uid %u, not by uid %u that runs otad: that user could read "
+                   "or replace the device's keys and pinned CA; refusing to use it "
+                   "(chown -R %u it, or set another [storage] path)",
+                   path, (unsigned)st->st_uid, (unsigned)me, (unsigned)me);
+}
+
 static int fix_dir_mode(int dirfd, const char *dir, const warner *w, otad_errbuf *eb) {
   struct stat st;
   if (fstat(dirfd, &st) < 0) return fail_errno(eb, errno, "checking", dir);
+  if (owned_by_us(&st, dir, eb)) return OTAD_EIO;
   if (!(st.st_mode & 077)) return 0;
   if (fchmod(dirfd, 0700) < 0)
     return otad_fail(eb, OTAD_EIO, "%s has mode %04o and cannot be restricted to 0700: %s",
@@ -359,6 +372,7 @@ static int fix_secret_modes(int dirfd, const char *dir, const warner *w, otad_er
       if (errno == ENOENT) continue;
       return fail_errno(eb, errno, "checking", path);
     }
+    if (owned_by_us(&st, path, eb)) return OTAD_EIO;
     if (!S_ISREG(st.st_mode) || !(st.st_mode & 077)) continue;
     if (fchmodat(dirfd, secrets[i], 0600, 0) < 0)
       return otad_fail(eb, OTAD_EIO, "%s has mode %04o and cannot be restricted to 0600: %s",

@@ -6,6 +6,51 @@ SERVER_PID=
 PORT=
 : "${OTAD_BIN:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}"
 
+# OTAD_VALGRIND=1: otad, otad-fleet and otad-replay run under valgrind's memcheck (definite
+# and indirect leaks count as errors; a process with errors exits 99). OTAD_BIN then names
+# a directory of wrappers beside links to the rest of the build (server/, otad-cert-provider),
+# so the tests run unchanged. Each process writes its report to
+# $OTAD_VALGRIND_LOGS/TEST.PROGRAM.PID.log (default: a new directory per test), empty when
+# clean; valgrind_check (run when a test using setup_test exits) fails the test on any
+# report that is not. OTAD_VALGRIND_SLOW is a factor tests can scale their waits by.
+OTAD_VALGRIND_SLOW=1
+if [ -n "${OTAD_VALGRIND:-}" ] && [ "$OTAD_VALGRIND" != 0 ] && [ -z "${OTAD_VALGRIND_REAL_BIN:-}" ]; then
+	command -v valgrind >/dev/null || { echo "OTAD_VALGRIND is set, but valgrind is not installed" >&2; exit 1; }
+	OTAD_VALGRIND_SLOW=20
+	: "${OTAD_VALGRIND_LOGS:=$(mktemp -d /tmp/otad-valgrind.XXXXXX)}"
+	mkdir -p "$OTAD_VALGRIND_LOGS"
+	OTAD_VALGRIND_REAL_BIN=$(cd "$OTAD_BIN" && pwd)
+	OTAD_BIN=$(mktemp -d "$OTAD_VALGRIND_LOGS/bin.XXXXXX")
+	for _f in "$OTAD_VALGRIND_REAL_BIN"/*; do ln -s "$_f" "$OTAD_BIN/"; done
+	for _b in otad otad-fleet otad-replay; do
+		rm -f "$OTAD_BIN/$_b"
+		cat >"$OTAD_BIN/$_b" <<VG
+#!/bin/sh
+exec valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \\
+	--errors-for-leak-kinds=definite,indirect --error-exitcode=99 --num-callers=30 \\
+	--log-file="$OTAD_VALGRIND_LOGS/$(basename "$0" .sh).$_b.%p.log" \\
+	"$OTAD_VALGRIND_REAL_BIN/$_b" "\$@"
+VG
+		chmod +x "$OTAD_BIN/$_b"
+	done
+	export OTAD_BIN OTAD_VALGRIND_LOGS OTAD_VALGRIND_REAL_BIN
+fi
+
+# valgrind_check: under OTAD_VALGRIND, prints every valgrind report of this test that is
+# not empty and returns 1; otherwise returns 0.
+valgrind_check() {
+	[ -n "${OTAD_VALGRIND_REAL_BIN:-}" ] || return 0
+	local f bad=0
+	for f in "$OTAD_VALGRIND_LOGS/$(basename "$0" .sh)".*.log; do
+		[ -s "$f" ] || continue
+		echo "valgrind found errors ($f):" >&2
+		cat "$f" >&2
+		bad=1
+	done
+	[ $bad = 0 ] || echo "FAIL: valgrind reported errors" >&2
+	return $bad
+}
+
 # Picks a TCP port on 127.0.0.1 that nothing listens on (into PORT), below the kernel's
 # ephemeral range: a port in that range can be taken at any moment by a client socket of a
 # test running in parallel, and the server's bind then fails.
@@ -84,10 +129,11 @@ fail() {
 
 pass() { echo "ok: $*"; }
 
-# Runs a test body with a work dir and the server stopped at exit.
+# Runs a test body with a work dir and the server stopped at exit (and, under
+# OTAD_VALGRIND, a failure when valgrind reported errors).
 setup_test() {
 	WORK=$(mktemp -d /tmp/otad-e2e.XXXXXX)
-	trap 'stop_server; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
+	trap 'rc=$?; stop_server; [ -n "${KEEP:-}" ] || rm -rf "$WORK"; valgrind_check || rc=1; exit $rc' EXIT
 	pick_port
 }
 

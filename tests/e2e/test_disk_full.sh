@@ -18,7 +18,7 @@ if [ "$(id -u)" != 0 ] || ! mount -t tmpfs -o size=16m,mode=0755 tmpfs "$MNT" 2>
 	echo "skip: cannot mount a tmpfs to fill up (needs root and mount permission: $(cat "$WORK/mount.err" 2>/dev/null || echo not root))"
 	exit 0
 fi
-trap 'stop_server; umount -l "$MNT" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
+trap 'rc=$?; stop_server; umount -l "$MNT" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$WORK"; valgrind_check || rc=1; exit $rc' EXIT
 new_fleet "$WORK/fleet"
 start_server "$WORK/fleet" --quiet
 srv() { "$OTAD_BIN/server/ota-server" "$@"; }
