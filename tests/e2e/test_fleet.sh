@@ -8,10 +8,15 @@ setup_test
 new_fleet "$WORK/fleet"
 start_server "$WORK/fleet" --quiet
 "$OTAD_BIN/otad-fleet" --devices 200 --credentials "$WORK/fleet/credentials.zip" --seed 7 \
-	--journal "$WORK/fleet.jsonl" --report "$WORK/report.json" >"$WORK/out" 2>"$WORK/err" ||
+	--journal "$WORK/fleet.jsonl" --report "$WORK/report.json" --list-devices --no-progress \
+	>"$WORK/out" 2>"$WORK/err" ||
 	{ cat "$WORK/out" "$WORK/err"; fail "fleet run"; }
 cat "$WORK/out"
-[ "$(jq .provisioned "$WORK/report.json")" = 200 ] || fail "not all provisioned"
+[ "$(jq .final_states.provisioned "$WORK/report.json")" = 200 ] || fail "not all provisioned"
+[ "$(jq .identity_mismatches "$WORK/report.json")" = 0 ] || fail "a reply named another certificate than the request's"
+# every reply named the certificate it came with (X-Client-Identity), and both kinds were sent
+[ "$(jq '.identity_checked == .requests_total' "$WORK/report.json")" = true ] || fail "replies without X-Client-Identity"
+[ "$(jq '.requests.ecus.count - .requests.ecus.errors' "$WORK/report.json")" = 200 ] || fail "ECU registrations do not add up"
 "$OTAD_BIN/server/ota-server" devices "$WORK/fleet" --json >"$WORK/devices.json"
 "$OTAD_BIN/server/ota-server" requests "$WORK/fleet" --json >"$WORK/requests.json"
 [ "$(jq length "$WORK/devices.json")" = 200 ] || fail "server has $(jq length "$WORK/devices.json") devices"
