@@ -45,7 +45,8 @@ check_report() {
 	sum=$(q '[.requests[].count] | add')
 	[ "$sum" = "$(q .requests_total)" ] || fail "$name: request kinds add up to $sum, total says $(q .requests_total)"
 	[ "$(q '.handshakes <= .requests_total and .handshakes >= 1')" = true ] || fail "$name: handshakes $(q .handshakes)"
-	[ "$(q '.heap_bytes_per_device > 0 and .peak_rss_kib > 0 and .cpu_seconds > 0')" = true ] ||
+	# (the heap is 0 where mallinfo2 cannot see it: under ASan or valgrind)
+	[ "$(q '.heap_bytes_per_device >= 0 and .peak_rss_kib > 0 and .cpu_seconds > 0')" = true ] ||
 		fail "$name: no memory or CPU figures"
 }
 
