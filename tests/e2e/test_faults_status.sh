@@ -19,7 +19,8 @@ run() {
 	"$OTAD_BIN/otad" -c "$WORK/$name/sota.toml" --retry-cap 1 --retries 4 --no-updates "$@" once \
 		2>"$WORK/$name/log" || RC=$?
 }
-# requests PATH: how many requests for PATH the server has logged so far.
+# requests PATH: how many requests for PATH the server has logged so far (stop the server
+# first: it writes its request log from a queue).
 requests() { srv requests "$WORK/fleet" --json | jq --arg p "$1" '[.[] | select(.path==$p)] | length'; }
 log_has() { grep -q -- "$2" "$WORK/$1/log" || { cat "$WORK/$1/log" >&2; fail "$1: no log line matching '$2'"; }; }
 no_credentials() {
@@ -32,6 +33,7 @@ before=$(requests /devices)
 run ra '503+retry=3@/devices:1'
 [ "$RC" = 0 ] || { cat "$WORK/ra/log"; fail "503+Retry-After: not provisioned"; }
 log_has ra 'POST /devices: server answered HTTP 503.*retrying in 3\.[0-9] s as the server asked (Retry-After)'
+stop_server
 gap=$(srv requests "$WORK/fleet" --json | jq --argjson n "$before" '
 	[.[] | select(.path=="/devices")][$n:$n+2] | map(.ts | sub("\\.[0-9]+Z$"; "Z") as $s |
 	(.[20:23] | tonumber) / 1000 + ($s | fromdateiso8601)) | .[1] - .[0]')
@@ -57,6 +59,7 @@ permanent() {
 	[ "$RC" = 1 ] || { cat "$WORK/$name/log"; fail "$fault: exit $RC, expected 1"; }
 	log_has "$name" "$pattern"
 	grep -q "retrying" "$WORK/$name/log" && fail "$fault: a permanent error was retried"
+	stop_server
 	[ "$(requests "$path")" = $((n0 + 1)) ] || fail "$fault: $path was asked more than once"
 	pass "$fault: permanent, not retried, exit 1 ($(grep -o 'provisioning failed: .*' "$WORK/$name/log" | head -c 120))"
 }
@@ -72,3 +75,41 @@ run id409 '409@/devices:1'
 [ "$RC" = 0 ] || { cat "$WORK/id409/log"; fail "409 device_already_registered: not provisioned"; }
 log_has id409 "is already registered; trying"
 pass "409 device_already_registered on /devices: a new device ID, provisioned"
+
+# --- the rule forms themselves, seen from curl ---
+post() { # post ID: POST /devices with the provisioning certificate; prints the status
+	curl -s -m 20 -o /dev/null -w '%{http_code}' --cacert "$WORK/fleet/server_ca.pem" \
+		--cert "$WORK/fleet/provisioning.pem" --key "$WORK/fleet/provisioning.key" \
+		-X POST "https://127.0.0.1:$PORT/devices" -d "{\"deviceId\":\"$1\"}"
+}
+# %RATE with --faults-seed: about RATE percent, and the same decisions for the same seed.
+# rates SEED TAG: the first digit of 24 statuses into OUT (not in a $(...) subshell: the
+# subshell would run setup_test's exit trap, stopping the server and deleting WORK).
+rates() {
+	stop_server
+	start_server "$WORK/fleet" --faults '404%40@/dev*' --faults-seed "$1"
+	local i
+	OUT=
+	for i in $(seq 1 24); do OUT="$OUT$(post "rate-$1-$2-$i" | cut -c1)"; done
+}
+rates 7 a
+a=$OUT
+rates 7 b
+b=$OUT
+rates 8 c
+c=$OUT
+[ "$a" = "$b" ] || fail "%RATE: seed 7 gave $a, then $b"
+[ "$a" != "$c" ] || fail "%RATE: seeds 7 and 8 decided alike ($a)"
+n=$(tr -cd 4 <<<"$a" | wc -c)
+[ "$n" -ge 3 ] && [ "$n" -le 18 ] || fail "%RATE 40: $n of 24 faulted ($a)"
+pass "404%40 --faults-seed 7: $n of 24 requests faulted, the same ones again with the same seed ($a)"
+
+# :for=SECONDS: every matching request fails for that long after the first, then none.
+stop_server
+start_server "$WORK/fleet" --faults '503@/devices:for=2s'
+s1=$(post win-1)
+s2=$(post win-2)
+sleep 2.2
+s3=$(post win-3)
+[ "$s1 $s2 $s3" = "503 503 200" ] || fail ":for=2s: statuses $s1 $s2 $s3, expected 503 503 200"
+pass ":for=2s: an outage window of two seconds from the first request"
