@@ -13,12 +13,12 @@
  */
 #include <wolfssl/options.h>
 
+#include <wolfssl/version.h>
 #include <wolfssl/wolfcrypt/curve25519.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/hmac.h>
 #include <wolfssl/wolfcrypt/random.h>
 #include <wolfssl/wolfcrypt/sha256.h>
-#include <wolfssl/version.h>
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -61,10 +61,18 @@ static void ecc_shared(bench *b, ecc_key *priv, ecc_key *peer) {
   if (rc != 0) fail_op(b, "ECDH", rc);
 }
 
-static void op_p256_keygen(bench *b) { ecc_keygen(b, ECC_SECP256R1, 32); }
-static void op_p256_ecdh(bench *b) { ecc_shared(b, &b->p256, &b->p256_peer); }
-static void op_p521_keygen(bench *b) { ecc_keygen(b, ECC_SECP521R1, 66); }
-static void op_p521_ecdh(bench *b) { ecc_shared(b, &b->p521, &b->p521_peer); }
+static void op_p256_keygen(bench *b) {
+  ecc_keygen(b, ECC_SECP256R1, 32);
+}
+static void op_p256_ecdh(bench *b) {
+  ecc_shared(b, &b->p256, &b->p256_peer);
+}
+static void op_p521_keygen(bench *b) {
+  ecc_keygen(b, ECC_SECP521R1, 66);
+}
+static void op_p521_ecdh(bench *b) {
+  ecc_shared(b, &b->p521, &b->p521_peer);
+}
 
 static void op_p256_sign(bench *b) {
   byte sig[ECC_MAX_SIG_SIZE];
@@ -135,7 +143,8 @@ static int setup(bench *b) {
         (rc = wc_ecc_set_rng(keys[i], &b->rng)) != 0)
       return rc;
   }
-  if ((rc = wc_curve25519_init(&b->x25519)) != 0 || (rc = wc_curve25519_init(&b->x25519_peer)) != 0 ||
+  if ((rc = wc_curve25519_init(&b->x25519)) != 0 ||
+      (rc = wc_curve25519_init(&b->x25519_peer)) != 0 ||
       (rc = wc_curve25519_make_key(&b->rng, CURVE25519_KEYSIZE, &b->x25519)) != 0 ||
       (rc = wc_curve25519_make_key(&b->rng, CURVE25519_KEYSIZE, &b->x25519_peer)) != 0)
     return rc;
@@ -227,7 +236,8 @@ int main(int argc, char **argv) {
   } hs[] = {
       {"full, EC P-256 client certificate", "keygen + ECDH + 2 verify + sign + symmetric",
        ops[KEYGEN].us + ops[ECDH].us + 2 * ops[VERIFY].us + ops[SIGN].us + sym},
-      {"full, after HelloRetryRequest to P-521", "P-256 keygen + P-521 keygen/ECDH + 2 verify + sign",
+      {"full, after HelloRetryRequest to P-521",
+       "P-256 keygen + P-521 keygen/ECDH + 2 verify + sign",
        ops[KEYGEN].us + ops[P521_KEYGEN].us + ops[P521_ECDH].us + 2 * ops[VERIFY].us +
            ops[SIGN].us + sym},
       {"full, X25519 key exchange", "X25519 keygen/shared + 2 verify + sign + symmetric",

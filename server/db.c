@@ -710,7 +710,7 @@ int db_request_add(db *d, const char *ts, const char *cn, const char *method, co
     d->log_started = pthread_create(&d->log_thread, NULL, log_writer, d) == 0;
   while (r && d->log_started && d->log_n >= LOG_QUEUE_MAX && !d->log_closing)
     pthread_cond_wait(&d->log_room, &d->log_lock); /* the writer is behind: wait for it */
-  if (!r || !d->log_started || d->log_closing) { /* no writer (or no memory): write it now */
+  if (!r || !d->log_started || d->log_closing) {   /* no writer (or no memory): write it now */
     pthread_mutex_unlock(&d->log_lock);
     free(r);
     pthread_mutex_lock(&d->lock);

@@ -89,7 +89,8 @@ static int chain_key(const gnutls_datum_t *certs, unsigned n, unsigned char key[
   if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) return -1;
   int rc = 0;
   for (unsigned i = 0; i < n && rc == 0; i++) {
-    unsigned char len[4] = {(unsigned char)(certs[i].size >> 24), (unsigned char)(certs[i].size >> 16),
+    unsigned char len[4] = {(unsigned char)(certs[i].size >> 24),
+                            (unsigned char)(certs[i].size >> 16),
                             (unsigned char)(certs[i].size >> 8), (unsigned char)certs[i].size};
     if (gnutls_hash(h, len, sizeof len) < 0 || gnutls_hash(h, certs[i].data, certs[i].size) < 0)
       rc = -1;
@@ -300,8 +301,8 @@ static void describe(gnutls_x509_crt_t crt, identity *out) {
 
 /* Sets out's role (or refusal); *anchor is the index of the anchor the chain verified
  * against (anchor_at()). */
-static void classify(const identity_anchors *a, gnutls_x509_crt_t *chain, unsigned n,
-                     identity *out, size_t *anchor) {
+static void classify(const identity_anchors *a, gnutls_x509_crt_t *chain, unsigned n, identity *out,
+                     size_t *anchor) {
   enum standing best = CHAIN_UNRELATED;
   enum identity_role role = ROLE_UNTRUSTED;
   const char *fleet_ca = NULL;

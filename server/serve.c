@@ -168,8 +168,8 @@ int serve_run(const serve_options *o) {
   pthread_sigmask(SIG_BLOCK, &stop, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG |
-                   (v6 ? MHD_USE_IPv6 : 0);
+  unsigned flags =
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
   switch (o->event_loop) {
   case SERVE_LOOP_POLL: flags |= MHD_USE_POLL; break;
   case SERVE_LOOP_EPOLL: flags |= MHD_USE_EPOLL; break;
