@@ -97,9 +97,9 @@ mkdir -p "$WORK/wimp" && cp "$imp/root.crt" "$imp/gateway.url" "$WORK/wimp/"
 sign_device "$WORK/ca" "$WORK/wimp" dc-watch-1
 "$OTAD_BIN/otad" -c "$WORK/w/sota.toml" --no-updates daemon 2>"$WORK/w.log" &
 pid=$!
-for _ in $(seq 1 50); do grep -q "provisioned:" "$WORK/w.log" && break; sleep 0.1; done
+for _ in $(seq 1 $((50 * OTAD_VALGRIND_SLOW))); do grep -q "provisioned:" "$WORK/w.log" && break; sleep 0.1; done
 sign_device "$WORK/ca" "$WORK/wimp" dc-watch-2
-for _ in $(seq 1 60); do [ "$(grep -c "provisioned:" "$WORK/w.log")" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 1 $((60 * OTAD_VALGRIND_SLOW))); do [ "$(grep -c "provisioned:" "$WORK/w.log")" -ge 2 ] && break; sleep 0.1; done
 kill -TERM $pid
 wait $pid || true
 grep -q "the \[import\] credentials changed" "$WORK/w.log" || { cat "$WORK/w.log"; fail "daemon did not notice the change"; }
