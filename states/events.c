@@ -229,6 +229,9 @@ static void flush_next(device *d) {
   r->key_pem = d->creds.key_pem;
   r->ca_pem = d->creds.ca_pem;
   r->max_response = HTTP_DEFAULT_MAX_RESPONSE;
+  int limit_s = d->o.cfg && d->o.cfg->network_timeout_sec > 0 ? d->o.cfg->network_timeout_sec : 60;
+  r->timeout_ms = (long)limit_s * 1000; /* [network] timeout_sec, as states_send */
+  r->connect_timeout_ms = r->timeout_ms;
   r->done = on_events_sent;
   int rc = http_start(d->o.http, r);
   if (rc) {

@@ -294,13 +294,10 @@ static void clear_result(device *d) {
 /* ---- the walk ---- */
 
 /* Any failure of the walk but a verification: the table retries with backoff. */
+/* Network trouble, 5xx, 408 and 429 are retried with backoff; any other 4xx or an untrusted
+ * server is not (rejected: the next polling cycle tries again; `once` ends). */
 static void fetch_failed(device *d, http_request *r, const char *what) {
-  if (r->err)
-    device_fail_with(d, EV_TRANSIENT_ERROR, r->err, "%s: %s (%s)", what, otad_strerror(r->err),
-                     r->errmsg);
-  else
-    device_fail_with(d, EV_TRANSIENT_ERROR, r->status >= 500 ? OTAD_EHTTP5XX : OTAD_EHTTP4XX,
-                     "%s: server answered HTTP %ld", what, r->status);
+  registering_classify_failure(d, r, what);
 }
 
 static void verification_failed(device *d, const uptane_err *err) {

@@ -113,3 +113,24 @@ sleep 2.2
 s3=$(post win-3)
 [ "$s1 $s2 $s3" = "503 503 200" ] || fail ":for=2s: statuses $s1 $s2 $s3, expected 503 503 200"
 pass ":for=2s: an outage window of two seconds from the first request"
+
+# A 4xx in the update cycle is not retried with backoff either: `once` ends (exit 1), a daemon
+# would try again at the next polling cycle. 5xx there is retried like anywhere else.
+stop_server
+start_server "$WORK/fleet" --faults '404@/director/targets.json:1'
+device_config "$WORK/poll404" "$WORK/fleet/credentials.zip" "[network]" "timeout_sec = 5"
+RC=0
+"$OTAD_BIN/otad" -c "$WORK/poll404/sota.toml" --retry-cap 1 --retries 4 once \
+	2>"$WORK/poll404/log" || RC=$?
+[ "$RC" = 1 ] || { cat "$WORK/poll404/log"; fail "404 on director targets: exit $RC, expected 1"; }
+log_has poll404 'server rejected the request: HTTP 404'
+grep -q "retrying" "$WORK/poll404/log" && { cat "$WORK/poll404/log"; fail "404 on director targets: retried with backoff"; }
+stop_server
+[ "$(requests /director/targets.json)" = 1 ] || fail "404 on director targets: asked more than once"
+start_server "$WORK/fleet" --faults '502@/director/targets.json:1'
+RC=0
+"$OTAD_BIN/otad" -c "$WORK/poll404/sota.toml" --retry-cap 1 --retries 4 once \
+	2>"$WORK/poll404/log2" || RC=$?
+[ "$RC" = 0 ] || { cat "$WORK/poll404/log2"; fail "502 on director targets: exit $RC, expected 0"; }
+grep -q "HTTP 502.*retrying" "$WORK/poll404/log2" || { cat "$WORK/poll404/log2"; fail "502 on director targets: not retried"; }
+pass "update cycle: 404 on director targets not retried (exit 1); 502 retried, then the cycle completes"

@@ -128,6 +128,10 @@ static void test_update_cycle(void **state) {
   assert_int_equal(t.action, ACT_DOWNLOAD);
   assert_true(machine_step(ST_INSTALLING, EV_INSTALL_FAILED, &t));
   assert_int_equal(t.action, ACT_REPORT);
+  /* a 4xx in the cycle waits for the next one (once: gives up), never a backoff storm */
+  assert_true(machine_step(ST_POLLING, EV_REJECTED, &t));
+  assert_int_equal(t.to, ST_POLLING);
+  assert_int_equal(t.action, ACT_WAIT_CYCLE);
   assert_false(machine_step(ST_INSTALLING, EV_TRANSIENT_ERROR, &t));
   assert_false(machine_step(ST_DOWNLOADING, EV_INSTALLED, &t));
 }
