@@ -293,9 +293,9 @@ static void clear_result(device *d) {
 
 /* ---- the walk ---- */
 
-/* Any failure of the walk but a verification: the table retries with backoff. */
-/* Network trouble, 5xx, 408 and 429 are retried with backoff; any other 4xx or an untrusted
- * server is not (rejected: the next polling cycle tries again; `once` ends). */
+/* Any failure of the walk but a verification. Network trouble, 5xx, 408 and 429 are retried
+ * with backoff; any other 4xx or an untrusted server is not (rejected: the next polling
+ * cycle tries again; `once` ends). */
 static void fetch_failed(device *d, http_request *r, const char *what) {
   registering_classify_failure(d, r, what);
 }
@@ -657,6 +657,8 @@ void polling_poll(device *d) {
     }
   }
   u->cycle_failed = false;
+  /* a new cycle: an earlier cycle's target must not name this cycle's failures */
+  memset(&u->target, 0, sizeof(u->target));
   u->step = STEP_MANIFEST;
   send_manifest(d, on_manifest_for_poll);
 }
@@ -682,7 +684,8 @@ static void on_manifest_report(http_request *r) {
   }
   http_request_reset(r);
   update_result *res = &d->upd->result;
-  device_log(d, LOG_INFO, "reported %s: %s", res->code, res->target);
+  device_log(d, LOG_INFO, "reported %s: %s", res->code,
+             res->target[0] ? res->target : res->description);
   otad_errbuf eb = {{0}};
   store_remove(d->o.st, STORE_INSTALL_REPORT, &eb); /* accepted: no manifest carries it again */
   res->pending = false;
