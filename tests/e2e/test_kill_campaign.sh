@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A short kill campaign (scripts/kill_campaign.sh): 20 seeded random SIGKILL points spread
+# A short kill campaign (scripts/kill_campaign.sh): 15 seeded random SIGKILL points spread
 # over provisioning, Uptane metadata, the download, an archive install and a command
 # install (with a reboot completion); after each, otad restarts and the store, the install
 # tree and the server's view must show a complete recovery. The seed changes per run and
@@ -13,7 +13,7 @@ if [ -n "${OTAD_VALGRIND:-}" ]; then
 	exit 0
 fi
 seed=${OTAD_KILL_SEED:-$(((RANDOM << 15 | RANDOM) % 1000000))}
-points=${OTAD_KILL_POINTS:-20}
+points=${OTAD_KILL_POINTS:-15}
 out=$(mktemp /tmp/otad-e2e-kill.XXXXXX)
 trap 'rm -f "$out"' EXIT
 rc=0
