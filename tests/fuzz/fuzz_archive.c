@@ -83,6 +83,8 @@ static int check_cb(const char *p, const struct stat *st, int flag, struct FTW *
   return 0;
 }
 
+static void cleanup(void) { nftw(base, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;
   log_set_level(LOG_FATAL + 1);
@@ -96,6 +98,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   snprintf(sentinel, sizeof(sentinel), "%s/keep", outside);
   FILE *f = fopen(sentinel, "w");
   CHECK(f && fputs("keep", f) >= 0 && fclose(f) == 0);
+  atexit(cleanup);
   return 0;
 }
 
