@@ -2,7 +2,8 @@
 # ota-server's TLS and connection handling, as load tests rely on it: session tickets (a
 # device reconnecting resumes its session, and a resumed session still carries its client
 # certificate), the server's choice of P-256 for the key exchange, every --event-loop serving
-# requests, and the cache of verified certificate chains honouring a certificate's expiry.
+# requests, the request log complete when the server stops, and the cache of verified
+# certificate chains honouring a certificate's expiry.
 # Clients: openssl s_client and curl.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -52,6 +53,23 @@ grep -Eq "Server Temp Key: ECDH, (prime256v1|P-256)" "$WORK/s_client.out" ||
 	{ cat "$WORK/s_client.out"; fail "the server did not choose P-256 over the client's P-521"; }
 pass "the server picks P-256 for the key exchange whatever the client lists first"
 stop_server
+
+# ---- the request log: written in batches by a thread, all of it by the time serve stops ----
+start_server "$F" --quiet
+before=$("$S" requests "$F" --json | jq length)
+pids=()
+for i in $(seq 1 40); do
+	curl -sS -o /dev/null --cacert "$F/server_ca.pem" --cert "$F/provisioning.pem" \
+		--key "$F/provisioning.key" -X POST "https://127.0.0.1:$PORT/devices" -d '{}' &
+	pids+=($!)
+done
+wait "${pids[@]}" # not `wait`: the server is a background job too
+stop_server
+after=$("$S" requests "$F" --json | jq length)
+[ "$((after - before))" = 40 ] || fail "the request log has $((after - before)) of 40 concurrent requests"
+[ "$("$S" requests "$F" --json | jq '[.[] | select(.path == "/devices" and .status == 400)] | length')" -ge 40 ] ||
+	fail "the logged requests are not the 40 refused registrations"
+pass "40 concurrent requests are all in the request log once the server stops"
 
 # ---- every event loop serves ----
 for loop in poll epoll threads; do
