@@ -488,7 +488,7 @@ point_provision() {
 	fi
 	unzip -Z1 "$dev/credentials.zip" 2>/dev/null | grep -qx autoprov_credentials.p12 && problem "fleet key left in credentials.zip"
 	for f in "$dev"/.credentials.zip.tmp.*; do
-		[ -e "$f" ] && problem "$(basename "$f") (part of the fleet key) left beside credentials.zip"
+		[ -e "$f" ] && problem "$(basename "$f") (a half-written copy of the zip) left beside credentials.zip"
 	done
 	check_store "$dev/storage"
 }

@@ -123,6 +123,7 @@ char *store_read_string(store *s, const char *name);
  * the temp file is removed and path keeps its old content (the one exception: only the
  * final directory fsync failed - path has the new content, not yet known durable);
  * OTAD_ENOSPC when the disk is full, else OTAD_EIO; eb names the path and the cause.
+ * After a success, temp files of the same name left by killed processes are removed.
  * The primitive behind the fs backend, also used for the credentials zip. */
 int atomic_write_file(const char *path, const void *data, size_t len, int mode,
                       otad_errbuf *eb);

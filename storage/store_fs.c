@@ -206,6 +206,31 @@ static int atomic_write_at(int dirfd, const char *name, const char *path, const 
   return 0;
 }
 
+/* Removes temp files ".name.tmp.PID" that a process killed mid-write left in dirfd (its
+ * PID no longer runs; a live one may be writing). Outside a store nothing else would:
+ * the store removes its own at open. */
+static void remove_dead_temps(int dirfd, const char *name) {
+  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = fd < 0 ? NULL : fdopendir(fd);
+  if (!d) {
+    if (fd >= 0) close(fd);
+    return;
+  }
+  size_t n = strlen(name);
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    const char *e = de->d_name;
+    if (e[0] != '.' || strncmp(e + 1, name, n) != 0 || strncmp(e + 1 + n, ".tmp.", 5) != 0)
+      continue;
+    char *end;
+    long pid = strtol(e + n + 6, &end, 10);
+    if (*end || pid <= 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    unlinkat(dirfd, e, 0);
+  }
+  closedir(d);
+}
+
 int atomic_write_file(const char *path, const void *data, size_t len, int mode,
                       otad_errbuf *eb) {
   const char *slash = strrchr(path, '/');
@@ -224,6 +249,7 @@ int atomic_write_file(const char *path, const void *data, size_t len, int mode,
   int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0) return fail_errno(eb, errno, "opening the directory of", path);
   int rc = atomic_write_at(dirfd, name, path, data, len, mode & 07777, eb);
+  if (rc == 0) remove_dead_temps(dirfd, name);
   close(dirfd);
   return rc;
 }
