@@ -10,11 +10,11 @@
 #   download   the same with a big target, killed with a random number of bytes in its
 #              .part file: exactly (OTAD_TEST_KILL_AT_BYTE, the seam writes that many and
 #              stops), or by kill -9 from outside once the file has reached that size
-#   archive    [pacman] archive: killed while the archive is unpacked (the temp tree holds
-#              a random number of files), a random delay after the temp tree appeared, or
-#              at a step of the install (unpacked and synced, renamed into place, `current`
-#              switched: store_test_step) or a store op after it; on a device with an older
-#              version installed or with nothing installed
+#   archive    [pacman] archive: killed while the archive is unpacked (after entry k, a
+#              step numbered by store_test_step), a random delay after the temp tree
+#              appeared, or at a later step of the install (unpacked and synced, renamed
+#              into place, `current` switched) or a store op after it; on a device with an
+#              older version installed or with nothing installed
 #   command    [pacman] command: otad killed while the install command runs (alone, the
 #              command finishing as an orphan; or with its process group, a power cut), at
 #              a store op after the install, or at a store op of the reboot completion
@@ -28,7 +28,9 @@
 # update installed and reported OK to the server under its correlation ID, the
 # assignment finished, `current` pointing at a complete version tree, the journal
 # replayable. Points use devices cloned from provisioned templates (one server device per
-# template), so a point depends only on the seed and its number: --only K reproduces it.
+# template), so a point's choices depend only on the seed and its number: --only K
+# reproduces it (exactly for the seam kills; the kills from outside depend on timing too,
+# and a point whose window passed before the kill is counted as "not hit").
 #
 # Usage: scripts/kill_campaign.sh [--points N] [--seed S] [--build DIR] [--only K]
 #                                 [--phases LIST] [--big-mib M] [--files N]
