@@ -56,25 +56,21 @@ char *polling_build_manifest(device *d, otad_errbuf *eb);
 /* polling.c: frees d->upd and the trusted metadata it holds. */
 void polling_free(device *d);
 
-/* downloading.c: streams d->upd->target to [pacman] images_path (resuming a .part file
- * with Range), hashing as it goes; raises downloaded (d->upd->image_path set),
- * download_failed (d->upd->result filled: hash or length mismatch, nothing kept) or
- * transient_error (network: retried, resumed). */
 /* device_data.c: sends each kind of device data (hardware, installed target, network,
  * config; device_data.h) whose body changed since the server last accepted it, over d->req,
  * then calls then(d). A failure is a warning and never an event: what was not accepted is
  * sent next cycle. then() runs in every case but a cancel (device_close). Needs d->upd. */
 void device_data_send(device *d, void (*then)(device *d));
 
+/* downloading.c: streams d->upd->target to [pacman] images_path (resuming a .part file
+ * with Range), hashing as it goes; raises downloaded (d->upd->image_path set),
+ * download_failed (d->upd->result filled: hash or length mismatch, nothing kept) or
+ * transient_error (network: retried, resumed). */
 void downloading_start(device *d);
 
 /* downloading.c: closes the .part file and frees the download's state and paths (safe
  * to call twice). */
 void downloading_release(device *d);
-
-/* installing.c: installs d->upd->image_path by [pacman] type (none, archive, command);
- * raises installed or install_failed with d->upd->result filled. */
-void installing_start(device *d);
 
 /* A download as it stands on disk, for `otad status`. */
 typedef struct download_progress {
@@ -89,6 +85,10 @@ typedef struct download_progress {
  * [pacman] images_path (the size of its .part file). Reads the store and the directory
  * only: nothing is written during a download to track it. False when there is none. */
 bool downloading_progress(const otad_config *cfg, store *st, download_progress *out);
+
+/* installing.c: installs d->upd->image_path by [pacman] type (none, archive, command);
+ * raises installed or install_failed with d->upd->result filled. */
+void installing_start(device *d);
 
 /* request.c: sends method to url (heap, consumed) with body (JSON text, heap, consumed; NULL
  * for GET) and identity id; the response is capped at max_response bytes (0 = 64 KiB);
