@@ -408,23 +408,8 @@ static void data_next(device *d) {
       device_log(d, LOG_WARN, "device data not sent: out of memory");
       break;
     }
-    free(d->req_url);
-    free(d->req_body);
-    d->req_url = url;
-    d->req_body = body;
-    http_request *r = &d->req;
-    r->method = k->method;
-    r->url = url;
-    r->content_type = k->content_type;
-    r->body = body;
-    r->body_len = strlen(body);
-    r->cert_pem = d->creds.cert_pem;
-    r->key_pem = d->creds.key_pem;
-    r->ca_pem = d->creds.ca_pem;
-    r->max_response = HTTP_DEFAULT_MAX_RESPONSE;
-    r->done = on_data_sent;
     device_log(d, LOG_DEBUG, "%s %s: %s changed", k->method, url, k->name);
-    int rc = http_start(d->o.http, r);
+    int rc = states_request(d, k->method, url, body, k->content_type, 0, &d->creds, on_data_sent);
     if (rc) {
       device_log(d, LOG_WARN, "device data not sent: %s", otad_strerror(rc));
       break;

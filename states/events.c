@@ -23,6 +23,7 @@
 
 #include "../core/log.h"
 #include "../core/utf8.h"
+#include "states.h"
 
 void events_uuid4(device *d, char out[37]) {
   uint8_t b[16];
@@ -215,25 +216,8 @@ static void flush_next(device *d) {
     return;
   }
   u->events_in_flight = n;
-  free(d->req_url);
-  free(d->req_body);
-  d->req_url = url;
-  d->req_body = body;
-  http_request *r = &d->req;
-  r->method = "POST";
-  r->url = url;
-  r->content_type = "application/json";
-  r->body = body;
-  r->body_len = strlen(body);
-  r->cert_pem = d->creds.cert_pem;
-  r->key_pem = d->creds.key_pem;
-  r->ca_pem = d->creds.ca_pem;
-  r->max_response = HTTP_DEFAULT_MAX_RESPONSE;
-  int limit_s = d->o.cfg && d->o.cfg->network_timeout_sec > 0 ? d->o.cfg->network_timeout_sec : 60;
-  r->timeout_ms = (long)limit_s * 1000; /* [network] timeout_sec, as states_send */
-  r->connect_timeout_ms = r->timeout_ms;
-  r->done = on_events_sent;
-  int rc = http_start(d->o.http, r);
+  int rc = states_request(d, "POST", url, body, "application/json", 0, &d->creds,
+                          on_events_sent);
   if (rc) {
     device_log(d, LOG_WARN, "events not sent: %s", otad_strerror(rc));
     flush_end(d);
