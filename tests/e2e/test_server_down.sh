@@ -9,7 +9,12 @@ device_config "$WORK/d" "$WORK/fleet/credentials.zip"
 
 "$OTAD_BIN/otad" -c "$WORK/d/sota.toml" --retry-cap 2 --retries 20 --no-updates once 2>"$WORK/d/log" &
 pid=$!
-sleep 2.5
+# start the server only after a failed attempt (otad may start slowly, e.g. under valgrind)
+for _ in $(seq 1 600); do
+	grep -q "could not reach the server" "$WORK/d/log" 2>/dev/null && break
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.1
+done
 start_server "$WORK/fleet"
 wait "$pid" || { cat "$WORK/d/log"; fail "otad did not recover once the server came up"; }
 grep -q "could not reach the server" "$WORK/d/log" || fail "no log line naming the connection failure"
