@@ -23,8 +23,10 @@ WOLFSSL_FLAGS="--enable-static --disable-shared --enable-rc2 --enable-des3 --ena
  --enable-sp --with-pic"
 # --enable-sp(-asm): wolfSSL's fixed-size P-256/RSA code (and its x86-64 assembly): a fleet's
 # TLS handshakes cost about 40 % less CPU (200 devices x 3 polls: 3.2 -> 1.9 CPU s).
-# HAVE_EXT_CACHE: wolfSSL calls the new-session callback libcurl keeps TLS sessions with.
-WOLFSSL_CFLAGS="-O2 -DWOLFSSL_PUBLIC_MP -DHAVE_EXT_CACHE"
+# HAVE_EXT_CACHE: wolfSSL calls the new-session callback libcurl keeps TLS sessions with;
+# HAVE_EX_DATA: without it wolfSSL_set_app_data() is a no-op, that callback finds no
+# connection and libcurl never stores a session (connect-per-poll never resumed).
+WOLFSSL_CFLAGS="-O2 -DWOLFSSL_PUBLIC_MP -DHAVE_EXT_CACHE -DHAVE_EX_DATA"
 # AES-NI and wolfSSL's x86-64 assembly (SHA-2, GCM): a 100 MiB download goes from 0.24x to
 # 0.97x curl's (OpenSSL) throughput on the same machine (bench/update.sh). Other
 # architectures keep the portable C code.

@@ -74,10 +74,15 @@ check_report device "$WORK/device.json"
 [ "$(jq '.requests.register.count' "$WORK/device.json")" = 0 ] || fail "device mode registered with the fleet key"
 # connect per poll: the ECU registration and each of the two polls make a handshake
 [ "$(jq ".handshakes >= 3 * $N" "$WORK/device.json")" = true ] || fail "device: $(jq .handshakes "$WORK/device.json") handshakes, expected one per poll"
+# ... and every connection after a device's first resumes its own TLS session (curl's
+# cache is keyed by the client certificate; the identity check above would catch a session
+# resumed under another device's certificate)
+[ "$(jq ".resumed_sessions >= 2 * $N" "$WORK/device.json")" = true ] ||
+	fail "device: $(jq .resumed_sessions "$WORK/device.json") resumed TLS sessions, expected at least $((2 * N))"
 "$OTAD_BIN/server/ota-server" devices "$WORK/fleet" --json >"$WORK/devices.json"
 [ "$(jq '[.[] | select(.provisioning == "implicit")] | length' "$WORK/devices.json")" = "$N" ] ||
 	fail "the server knows $(jq '[.[] | select(.provisioning == "implicit")] | length' "$WORK/devices.json") implicit devices, expected $N"
-pass "device mode: $N fleet-CA certificates, implicit provisioning, a connection per poll; the report adds up"
+pass "device mode: $N fleet-CA certificates, implicit provisioning, a connection per poll resuming its TLS session; the report adds up"
 
 # --- the journals replay; an altered copy is caught per device ---
 for j in shared device; do
