@@ -48,7 +48,8 @@ struct device;
 typedef struct device_update {
   uptane_director director; /* trusted director metadata */
   uptane_image image;       /* trusted image repository metadata */
-  bool trusted_loaded;      /* restored from storage this run */
+  bool director_parsed;     /* director: restored from storage (once per run) */
+  bool image_parsed;        /* image: restored, or fetched this cycle (dropped between cycles) */
   update_target target;     /* the update being handled */
   update_result result;
   int report_counter;

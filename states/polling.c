@@ -57,12 +57,13 @@ static char *read_store(device *d, const char *name, size_t *len) {
   return data;
 }
 
-/* Brings back what earlier runs verified; a stored document that no longer verifies is
- * dropped (and fetched again), never trusted. */
-static void restore_trusted(device *d) {
+/* Brings back the director metadata earlier runs (or cycles) verified; a stored document
+ * that no longer verifies is dropped (and fetched again), never trusted. */
+static void restore_director(device *d) {
   device_update *u = d->upd;
   uptane_err err;
   size_t len;
+  u->director_parsed = true;
   char *js = read_store(d, STORE_DIRECTOR_ROOT, &len);
   if (js && uptane_director_root(&u->director, js, len, &err) != 0)
     device_log(d, LOG_WARN, "stored director root: %s", err.eb.msg);
@@ -71,7 +72,15 @@ static void restore_trusted(device *d) {
       uptane_director_restore(&u->director, js, len, &err) != 0)
     device_log(d, LOG_WARN, "stored director targets: %s", err.eb.msg);
   free(js);
-  js = read_store(d, STORE_IMAGE_ROOT, &len);
+}
+
+/* The same for the image repository: only needed when the director assigns something. */
+static void restore_image(device *d) {
+  device_update *u = d->upd;
+  uptane_err err;
+  size_t len;
+  u->image_parsed = true;
+  char *js = read_store(d, STORE_IMAGE_ROOT, &len);
   if (js && uptane_image_root(&u->image, js, len, &err) != 0)
     device_log(d, LOG_WARN, "stored image root: %s", err.eb.msg);
   free(js);
@@ -87,6 +96,17 @@ static void restore_trusted(device *d) {
       device_log(d, LOG_WARN, "stored image %s: %s", docs[i].name, err.eb.msg);
     free(js);
   }
+}
+
+/* Between two cycles the parsed image metadata (the repository's whole targets list, the
+ * largest part of a device's update state) is dropped: the stored bytes stay the trusted
+ * copy and are parsed again when the director next assigns something. */
+static void forget_image(device *d) {
+  device_update *u = d->upd;
+  if (!u || !u->image_parsed) return;
+  uptane_image_free(&u->image);
+  uptane_image_init(&u->image);
+  u->image_parsed = false;
 }
 
 /* A result a crash kept from being reported is reported now. */
@@ -117,7 +137,7 @@ static int ensure_update_state(device *d) {
   d->upd->fd = -1;
   uptane_director_init(&d->upd->director);
   uptane_image_init(&d->upd->image);
-  restore_trusted(d);
+  restore_director(d);
   restore_report(d);
   return 0;
 }
@@ -502,6 +522,7 @@ static void director_done(device *d) {
     device_fire(d, EV_NO_UPDATE, "reboot pending");
     return;
   }
+  if (!d->upd->image_parsed) restore_image(d);
   d->upd->step = STEP_IMG_ROOT;
   next_step(d);
 }
@@ -716,5 +737,6 @@ void polling_idle(device *d) {
     if (d->o.done) d->o.done(d);
     return;
   }
+  forget_image(d);
   uv_timer_start(&d->timer, on_poll_timer, device_poll_delay_ms(d), 0);
 }
