@@ -133,7 +133,7 @@ pass() { echo "ok: $*"; }
 # OTAD_VALGRIND, a failure when valgrind reported errors).
 setup_test() {
 	WORK=$(mktemp -d /tmp/otad-e2e.XXXXXX)
-	trap 'rc=$?; stop_server; [ -n "${KEEP:-}" ] || rm -rf "$WORK"; valgrind_check || rc=1; exit $rc' EXIT
+	trap 'rc=$?; stop_server; kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WORK"; valgrind_check || rc=1; exit $rc' EXIT
 	pick_port
 }
 
