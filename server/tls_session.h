@@ -33,7 +33,7 @@ int tls_tickets_init(tls_tickets *t);
 void tls_tickets_free(tls_tickets *t);
 
 /* MHD_OPTION_NOTIFY_CONNECTION callback (cls: a tls_tickets): enables session tickets on each
- * new connection's session. */
+ * new connection's session, and sends certificate requests without a list of CA names. */
 void tls_on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
                        enum MHD_ConnectionNotificationCode code);
 

@@ -50,6 +50,10 @@ void registering_register(device *d) {
   cJSON_AddStringToObject(body, "deviceId", d->id);
   cJSON_AddStringToObject(body, "ttl", ttl);
   device_log(d, LOG_INFO, "registering as '%s' with %s", d->id, d->server_url);
+  /* The fleet-key connection is used once: not pooled, its TLS session not cached (a
+   * fleet device would otherwise hold both until they age out). */
+  d->req.forbid_reuse = 1;
+  d->req.no_tls_session = 1;
   states_post_json(d, "POST /devices", device_url(d->server_url, "/devices"), body, d->prov,
                    on_register_done);
 }
@@ -183,6 +187,8 @@ void registering_classify_failure(device *d, http_request *r, const char *what) 
 
 static void on_register_done(http_request *r) {
   device *d = r->data;
+  r->forbid_reuse = 0;
+  r->no_tls_session = 0;
   if (r->err == OTAD_ECANCELED) return;
   if (!r->err && r->status >= 200 && r->status < 300) {
     /* the reply moves to the thread pool for parsing */

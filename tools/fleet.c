@@ -156,6 +156,11 @@ struct fleet {
   double store_bytes, cred_bytes; /* summed over the devices at the end */
   uint64_t fds_at_end;
   otad_errbuf setup_eb;
+  /* Connect-per-poll runs that end with every device idle measure the heap once libcurl
+   * has closed the idle connections: 0 not yet, 1 waiting for the probe, 2 done. */
+  int prune_state;
+  uint64_t prune_t0;
+  http_request probe;
 };
 
 static void start_more(fleet *f);
@@ -181,7 +186,7 @@ static uint64_t count_open_fds(void) {
 
 static void on_request(void *ctx, const http_request *r) {
   fleet *f = ctx;
-  if (r->err == OTAD_ECANCELED) return;
+  if (r->err == OTAD_ECANCELED || r == &f->probe) return;
   device *d = r->data;
   const char *expect = NULL;
   if (d && r->cert_pem && r->cert_pem == d->creds.cert_pem) expect = d->uuid;
@@ -466,11 +471,62 @@ static void start_more(fleet *f) {
 
 static void on_ramp(uv_timer_t *t) { start_more(t->data); }
 
-/* Measures the heap with every device still in memory, then closes them all. */
+static void on_settle_timer(uv_timer_t *t) {
+  fleet *f = t->data;
+  uint64_t fds = count_open_fds();
+  /* pruned connections end with a TLS close_notify, in the background: wait for them
+   * (their sockets closing) for up to 3 s */
+  if (fds < f->fds_at_end && uv_now(f->loop) - f->prune_t0 < 3000) {
+    f->fds_at_end = fds;
+    uv_timer_start(t, on_settle_timer, 100, 0);
+    return;
+  }
+  f->prune_state = 2;
+  finish_all(f);
+}
+
+static void on_probe_done(http_request *r) {
+  fleet *f = r->data;
+  http_request_reset(r);
+  if (f->stopping) return;
+  f->prune_t0 = uv_now(f->loop);
+  f->fds_at_end = UINT64_MAX;
+  uv_timer_start(&f->duration_timer, on_settle_timer, 100, 0);
+}
+
+/* Two seconds after the last request, starts a throwaway request: libcurl closes pooled
+ * connections idle longer than its max_idle_s (1, counted in whole seconds) before it looks
+ * for one to use (it has no other way to close them), so the heap is then what idle
+ * devices hold. */
+static void on_prune_timer(uv_timer_t *t) {
+  fleet *f = t->data;
+  http_request *r = &f->probe;
+  memset(r, 0, sizeof(*r));
+  r->method = "GET";
+  r->url = f->url;
+  r->data = f;
+  r->done = on_probe_done;
+  r->max_idle_s = 1;
+  r->forbid_reuse = 1;
+  r->no_tls_session = 1;
+  r->timeout_ms = 5000;
+  if (http_start(f->http, r) != 0) on_probe_done(r);
+}
+
+/* Measures the heap with every device still in memory (after a cycles run without
+ * --keep-alive: with the idle connections closed), then closes them all. */
 static void finish_all(fleet *f) {
   if (f->stopping) return;
+  if (f->prune_state == 0 && !f->keep_alive && f->cycles > 0 &&
+      f->finished + f->failed_setup >= f->n) {
+    f->prune_state = 1;
+    f->t_end = uv_now(f->loop);
+    uv_timer_stop(&f->ramp_timer);
+    uv_timer_start(&f->duration_timer, on_prune_timer, 2100, 0);
+    return;
+  }
   f->stopping = true;
-  f->t_end = uv_now(f->loop);
+  if (f->prune_state != 2) f->t_end = uv_now(f->loop); /* else: when the last one finished */
   f->heap_at_end = heap_in_use();
   f->fds_at_end = count_open_fds();
   for (int i = 0; i < f->n; i++) {
@@ -494,7 +550,11 @@ static void finish_all(fleet *f) {
   maybe_all_closed(f);
 }
 
-static void on_duration(uv_timer_t *t) { finish_all(t->data); }
+static void on_duration(uv_timer_t *t) {
+  fleet *f = t->data;
+  if (f->prune_state == 1) return; /* the prune step has the timer */
+  finish_all(f);
+}
 
 static void on_sigint(uv_signal_t *h, int sig) {
   fleet *f = h->data;

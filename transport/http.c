@@ -506,6 +506,7 @@ int http_start(http_client *c, http_request *r) {
     if (r->fresh_connect) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     r->fresh_connect = 0;
     if (r->forbid_reuse) curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    if (r->no_tls_session) curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
     if (r->max_idle_s > 0) curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, r->max_idle_s);
     CURLSH *sh = r->tls_cache ? session_shard(c, r->tls_cache) : NULL;
     if (sh) curl_easy_setopt(e, CURLOPT_SHARE, sh);

@@ -97,6 +97,8 @@ struct http_request {
   int fresh_connect;     /* the next start opens a new connection rather than use a pooled
                             one (http_start() clears it: once per setting) */
   int forbid_reuse;      /* close this request's connection when it ends */
+  int no_tls_session;    /* neither resume a cached TLS session nor cache this one's (a
+                            connection made once, e.g. registering with the fleet key) */
   long max_idle_s;       /* a pooled connection idle longer than this is not used (and is
                             closed by the next pool sweep); 0 = curl's 118 s */
   uint32_t tls_cache;    /* 0 = the client's common TLS session cache; n > 0 = slot n of
