@@ -157,10 +157,9 @@ struct fleet {
   uint64_t fds_at_end;
   otad_errbuf setup_eb;
   /* Connect-per-poll runs that end with every device idle measure the heap once libcurl
-   * has closed the idle connections: 0 not yet, 1 waiting for the probe, 2 done. */
+   * has closed the idle connections: 0 not yet, 1 pruning, 2 done. */
   int prune_state;
   uint64_t prune_t0;
-  http_request probe;
 };
 
 static void start_more(fleet *f);
@@ -186,7 +185,7 @@ static uint64_t count_open_fds(void) {
 
 static void on_request(void *ctx, const http_request *r) {
   fleet *f = ctx;
-  if (r->err == OTAD_ECANCELED || r == &f->probe) return;
+  if (r->err == OTAD_ECANCELED) return;
   device *d = r->data;
   const char *expect = NULL;
   if (d && r->cert_pem && r->cert_pem == d->creds.cert_pem) expect = d->uuid;
@@ -485,32 +484,22 @@ static void on_settle_timer(uv_timer_t *t) {
   finish_all(f);
 }
 
-static void on_probe_done(http_request *r) {
-  fleet *f = r->data;
-  http_request_reset(r);
+static void on_pruned(void *data) {
+  fleet *f = data;
   if (f->stopping) return;
   f->prune_t0 = uv_now(f->loop);
   f->fds_at_end = UINT64_MAX;
   uv_timer_start(&f->duration_timer, on_settle_timer, 100, 0);
 }
 
-/* Two seconds after the last request, starts a throwaway request: libcurl closes pooled
- * connections idle longer than its max_idle_s (1, counted in whole seconds) before it looks
- * for one to use (it has no other way to close them), so the heap is then what idle
- * devices hold. */
+/* Two seconds after the last request (libcurl counts idle time in whole seconds), has the
+ * client close the idle connections, so the heap is then what idle devices hold. */
 static void on_prune_timer(uv_timer_t *t) {
   fleet *f = t->data;
-  http_request *r = &f->probe;
-  memset(r, 0, sizeof(*r));
-  r->method = "GET";
-  r->url = f->url;
-  r->data = f;
-  r->done = on_probe_done;
-  r->max_idle_s = 1;
-  r->forbid_reuse = 1;
-  r->no_tls_session = 1;
-  r->timeout_ms = 5000;
-  if (http_start(f->http, r) != 0) on_probe_done(r);
+  if (http_client_prune_idle(f->http, on_pruned, f) != 0) {
+    f->prune_state = 2;
+    finish_all(f);
+  }
 }
 
 /* Measures the heap with every device still in memory (after a cycles run without

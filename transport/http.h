@@ -164,7 +164,7 @@ void http_client_set_max_connects(http_client *c, long n);
 
 /* Turns on sharded TLS session caches: requests with tls_cache slot n > 0 use cache
  * (n - 1) / per_shard, each created on first use and holding up to 25 identities
- * (per_shard 0 or > 24 = 24). Returns 0, or OTAD_EINVAL when curl cannot share TLS
+ * (per_shard 0 or > 24 = 24), with its own connection pool. Returns 0, or OTAD_EINVAL when curl cannot share TLS
  * sessions. */
 int http_client_session_shards(http_client *c, unsigned per_shard);
 
@@ -173,6 +173,11 @@ size_t http_client_session_shard_count(const http_client *c);
 
 /* Number of requests in flight. */
 size_t http_client_active(const http_client *c);
+
+/* Closes the pooled connections idle for 2 s or more (libcurl closes them only when a
+ * transfer looks for a connection: this starts a throwaway one per pool, to a closed
+ * loopback port) and then calls done(data). 0, or OTAD_ENOMEM (done is not called). */
+int http_client_prune_idle(http_client *c, void (*done)(void *), void *data);
 
 /* Closes the client: every running request ends with OTAD_ECANCELED, handles are closed
  * on the loop (run it once more to let them finish) and the client is freed. */
