@@ -907,7 +907,7 @@ int main(int argc, char **argv) {
    * between two requests of its poll (curl evicts the oldest idle one). Without
    * --keep-alive a connection idle for a second is closed at the next pool sweep. */
   http_client_set_max_connects(f.http, (long)f.n + 16);
-  if (http_client_session_shards(f.http, 24) != 0)
+  if (http_client_session_shards(f.http, 24, f.keep_alive) != 0)
     fprintf(stderr, PROG ": libcurl cannot share TLS sessions: no per-device session cache\n");
   uv_timer_init(f.loop, &f.ramp_timer);
   uv_timer_init(f.loop, &f.tick_timer);

@@ -43,6 +43,7 @@ struct http_client {
   http_observer_fn observer;
   void *observer_ctx;
   unsigned per_shard;  /* 0 = no sharded TLS session caches */
+  bool shard_pools;    /* each shard also holds its own connection pool */
   CURLSH **shards;     /* created on first use; NULL entries not yet */
   size_t nshards;
 };
@@ -423,19 +424,20 @@ static CURLSH *session_shard(http_client *c, uint32_t slot) {
      * every pooled connection to the same host and port, so one pool of 10,000 device
      * connections costs a 10,000-step walk per request (a keep-alive fleet spent 55 % of
      * its CPU there and fell behind). Without it the shard shares sessions only. */
-    curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    if (c->shard_pools) curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
     c->shards[i] = sh;
   }
   return c->shards[i];
 }
 
-int http_client_session_shards(http_client *c, unsigned per_shard) {
+int http_client_session_shards(http_client *c, unsigned per_shard, bool pools) {
   CURLSH *probe = curl_share_init();
   int ok = probe && curl_share_setopt(probe, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) ==
                         CURLSHE_OK;
   if (probe) curl_share_cleanup(probe);
   if (!ok) return OTAD_EINVAL;
   c->per_shard = per_shard == 0 || per_shard > 24 ? 24 : per_shard;
+  c->shard_pools = pools;
   return 0;
 }
 
@@ -570,7 +572,7 @@ static void prune_one_done(http_request *r) {
 int http_client_prune_idle(http_client *c, void (*done)(void *), void *data) {
   prune_run *p = calloc(1, sizeof(*p));
   size_t n = 1;
-  for (size_t i = 0; i < c->nshards; i++) n += c->shards[i] != NULL;
+  for (size_t i = 0; c->shard_pools && i < c->nshards; i++) n += c->shards[i] != NULL;
   if (!p || !(p->reqs = calloc(n, sizeof(*p->reqs)))) {
     free(p);
     return OTAD_ENOMEM;

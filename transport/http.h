@@ -43,6 +43,7 @@
 #define OTAD_HTTP_H
 
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -164,9 +165,11 @@ void http_client_set_max_connects(http_client *c, long n);
 
 /* Turns on sharded TLS session caches: requests with tls_cache slot n > 0 use cache
  * (n - 1) / per_shard, each created on first use and holding up to 25 identities
- * (per_shard 0 or > 24 = 24), with its own connection pool. Returns 0, or OTAD_EINVAL when curl cannot share TLS
+ * (per_shard 0 or > 24 = 24); with `pools`, each with its own connection pool too (for
+ * connections held between requests: libcurl walks a whole pool per request, but prunes
+ * a pool's dead connections only when one of its requests starts). Returns 0, or OTAD_EINVAL when curl cannot share TLS
  * sessions. */
-int http_client_session_shards(http_client *c, unsigned per_shard);
+int http_client_session_shards(http_client *c, unsigned per_shard, bool pools);
 
 /* The sharded caches made so far. */
 size_t http_client_session_shard_count(const http_client *c);
