@@ -79,6 +79,9 @@ check_report device "$WORK/device.json"
 # resumed under another device's certificate)
 [ "$(jq ".resumed_sessions >= 2 * $N" "$WORK/device.json")" = true ] ||
 	fail "device: $(jq .resumed_sessions "$WORK/device.json") resumed TLS sessions, expected at least $((2 * N))"
+# the heap is measured on idle devices: libcurl has closed every pooled connection by then
+[ "$(jq ".open_connections < $N / 10" "$WORK/device.json")" = true ] ||
+	fail "device: $(jq .open_connections "$WORK/device.json") sockets open when the idle heap was measured"
 "$OTAD_BIN/server/ota-server" devices "$WORK/fleet" --json >"$WORK/devices.json"
 [ "$(jq '[.[] | select(.provisioning == "implicit")] | length' "$WORK/devices.json")" = "$N" ] ||
 	fail "the server knows $(jq '[.[] | select(.provisioning == "implicit")] | length' "$WORK/devices.json") implicit devices, expected $N"
