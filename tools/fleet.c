@@ -539,11 +539,7 @@ static void finish_all(fleet *f) {
   maybe_all_closed(f);
 }
 
-static void on_duration(uv_timer_t *t) {
-  fleet *f = t->data;
-  if (f->prune_state == 1) return; /* the prune step has the timer */
-  finish_all(f);
-}
+static void on_duration(uv_timer_t *t) { finish_all(t->data); }
 
 static void on_sigint(uv_signal_t *h, int sig) {
   fleet *f = h->data;

@@ -569,6 +569,21 @@ static void prune_one_done(http_request *r) {
   done(data);
 }
 
+/* A throwaway request in the pool of tls_cache slot `slot`: refused at once (a closed
+ * loopback port), after libcurl pruned that pool. */
+static void prune_request(prune_run *p, http_request *r, uint32_t slot) {
+  r->method = "GET";
+  r->url = "https://127.0.0.1:1/";
+  r->tls_cache = slot;
+  r->max_idle_s = 1;
+  r->forbid_reuse = 1;
+  r->no_tls_session = 1;
+  r->connect_timeout_ms = 2000;
+  r->timeout_ms = 3000;
+  r->done = prune_one_done;
+  r->data = p;
+}
+
 int http_client_prune_idle(http_client *c, void (*done)(void *), void *data) {
   prune_run *p = calloc(1, sizeof(*p));
   size_t n = 1;
@@ -579,23 +594,13 @@ int http_client_prune_idle(http_client *c, void (*done)(void *), void *data) {
   }
   p->done = done;
   p->data = data;
-  for (size_t i = 0, k = 0; k < n; i++) {
-    if (k > 0 && !c->shards[i - 1]) continue;
-    http_request *r = &p->reqs[k++];
-    r->method = "GET";
-    r->url = "https://127.0.0.1:1/"; /* refused at once, after libcurl pruned the pool */
-    r->tls_cache = k == 1 ? 0 : (uint32_t)((i - 1) * c->per_shard + 1);
-    r->max_idle_s = 1;
-    r->forbid_reuse = 1;
-    r->no_tls_session = 1;
-    r->connect_timeout_ms = 2000;
-    r->timeout_ms = 3000;
-    r->done = prune_one_done;
-    r->data = p;
-  }
+  size_t k = 0;
+  prune_request(p, &p->reqs[k++], 0); /* the multi handle's own pool */
+  for (size_t i = 0; c->shard_pools && i < c->nshards; i++)
+    if (c->shards[i]) prune_request(p, &p->reqs[k++], (uint32_t)(i * c->per_shard + 1));
   p->n = p->left = n;
-  for (size_t k = 0; k < n; k++)
-    if (http_start(c, &p->reqs[k]) != 0) prune_one_done(&p->reqs[k]);
+  for (size_t j = 0; j < n; j++)
+    if (http_start(c, &p->reqs[j]) != 0) prune_one_done(&p->reqs[j]);
   return 0;
 }
 
