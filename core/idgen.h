@@ -1,4 +1,4 @@
-/* idgen.h - readable device IDs: "adjective-noun-NNNN", lower case.
+/* idgen.h - readable device IDs: "adjective-noun-NNNNNN", lower case.
  *
  * The last resort of PROTOCOL.md's device ID rules (stored ID, configured ID, certificate
  * CN, then a generated name). Readable names are easier to find in a server's console.
@@ -10,7 +10,7 @@
 
 #include "rng.h"
 
-/* Writes a new name like "brave-otter-4821" into out (cap >= 48 is always enough). */
+/* Writes a new name like "brave-otter-048213" into out (cap >= 48 is always enough). */
 void idgen_readable(rng *r, char *out, size_t cap);
 
 /* True when id is acceptable as a device ID: 1..64 chars of [A-Za-z0-9._-]. */

@@ -69,7 +69,7 @@ static const char usage_text[] =
     "The device:\n"
     "      --certificate-cn ID  device ID: the certificate's CN, or the deviceId registered\n"
     "                           with -c (the server chooses the CN); [A-Za-z0-9._-], at most\n"
-    "                           63 characters; default: a generated name like brave-otter-4821\n"
+    "                           63 characters; default: a generated name like brave-otter-048213\n"
     "      --days N             validity in days, 1..36500 (default 365); with -c the ttl asked\n"
     "      --certificate-c C    subject C, two letters        (--fleet-ca only)\n"
     "      --certificate-st ST  subject ST                    (--fleet-ca only)\n"

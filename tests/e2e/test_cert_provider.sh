@@ -131,7 +131,7 @@ openssl verify -CAfile "$P/rsaca.pem" "$B/client.pem" >/dev/null || fail "RSA: o
 openssl pkey -in "$B/pkey.pem" -noout -text | grep -q "Private-Key: (2048 bit" || fail "not RSA 2048"
 key_matches "$B/pkey.pem" "$B/client.pem" || fail "RSA: key does not match"
 cn=$(cn_of "$B/client.pem")
-echo "$cn" | grep -qE '^[a-z]+-[a-z]+-[0-9]{4}$' || fail "generated CN '$cn' is not a readable name"
+echo "$cn" | grep -qE '^[a-z]+-[a-z]+-[0-9]{6}$' || fail "generated CN '$cn' is not a readable name"
 cmp -s "$B/root.crt" "$FLEET/server_ca.pem" || fail "root.crt is not the zip's server_ca.pem"
 [ "$(cat "$B/gateway.url")" = "https://127.0.0.1:$PORT" ] || fail "gateway.url is not the zip's"
 grep -q "server_ca.pem in the zip" "$WORK/fleet-rsa.out" || fail "source of the server CA not said"

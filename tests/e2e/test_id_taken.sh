@@ -16,7 +16,7 @@ sed -i 's/^\[provision\]$/[provision]\ndevice_id = "shared-name"/' "$WORK/b/sota
 grep -q "device ID 'shared-name' is already registered" "$WORK/b/log" || fail "no log line about the taken ID"
 newid=$(cat "$WORK/b/storage/device_id")
 [ "$newid" != shared-name ] || fail "device kept the taken ID"
-echo "$newid" | grep -qE '^[a-z]+-[a-z]+-[0-9]{4}$' || fail "new ID '$newid' is not a readable generated name"
+echo "$newid" | grep -qE '^[a-z]+-[a-z]+-[0-9]{6}$' || fail "new ID '$newid' is not a readable generated name"
 grep -q '"event":"id_taken"' "$WORK/b/storage/journal.jsonl" || fail "journal lacks id_taken"
 n=$("$OTAD_BIN/server/ota-server" devices "$WORK/fleet" --json | grep -c '"uuid"')
 [ "$n" = 2 ] || fail "server has $n devices, expected 2"

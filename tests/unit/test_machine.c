@@ -297,14 +297,14 @@ static void test_idgen(void **state) {
   idgen_readable(&r, b, sizeof(b));
   assert_string_not_equal(a, b);
   assert_true(idgen_valid(a));
-  /* adjective-noun-NNNN, lower case */
+  /* adjective-noun-NNNNNN, lower case */
   int dashes = 0;
   for (char *p = a; *p; p++) {
     if (*p == '-') dashes++;
     else assert_true((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'));
   }
   assert_int_equal(dashes, 2);
-  assert_int_equal(strlen(strrchr(a, '-') + 1), 4);
+  assert_int_equal(strlen(strrchr(a, '-') + 1), 6);
   /* same seed, same names */
   rng r2;
   rng_seed(&r2, 42);
