@@ -10,12 +10,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=$("$top/scripts/build.sh" | tail -n1)
 (cd "$build" && ctest --output-on-failure -j"${OTAD_TEST_JOBS:-2}" "$@")
 # Valgrind (memcheck, definite and indirect leaks are errors) over the e2e tests that
-# drive otad and otad-fleet through their main paths: provisioning, the update cycle and
-# installs, disk full, faults, the fleet, security. Left out for time: the kill tests (their
-# otad runs are killed on purpose), load tests, the server-only tests and the longest
-# variations (update_attacks, device_data, faults_status). OTAD_TEST_VALGRIND=0 skips;
-# OTAD_TEST_VALGRIND_TESTS (a ctest -R regex) chooses others.
-vg_default='^e2e/test_(provision|update|update_install|disk_full|fleet|faults_transport|faults_body|faults_tls|bad_credentials|devicecred|daemon|id_taken|server_down|truncated_reply|wrong_ca|security|cert_provider)$'
+# drive otad and otad-fleet: provisioning, the update cycle, installs and attacks, device
+# data, disk full, every fault, kill -9 and restart, the HSM, the fleet, security. Left out:
+# the kill campaign (minutes under valgrind; its restarts are what test_kill9 checks), the
+# 500-device load test and the server-only tests (no agent runs in them).
+# OTAD_TEST_VALGRIND=0 skips; OTAD_TEST_VALGRIND_TESTS (a ctest -R regex) chooses others.
+vg_default='^e2e/test_(provision|update|update_install|update_attacks|device_data|disk_full|fleet|faults_transport|faults_body|faults_tls|faults_status|bad_credentials|devicecred|daemon|id_taken|server_down|truncated_reply|wrong_ca|security|cert_provider|hsm|kill9)$'
 if [ "${OTAD_TEST_VALGRIND:-1}" != 0 ]; then
 	echo "== e2e tests under valgrind (otad, otad-fleet, otad-replay; see tests/e2e/lib.sh)"
 	vglogs=$(mktemp -d /tmp/otad-valgrind.XXXXXX)
