@@ -88,18 +88,18 @@ add_trixie_src() {
 # The upstream versions otad is built and tested with (README.md, "Dependencies").
 SOURCES="curl=8.14.1 wolfssl=5.7.2 libarchive=3.7.4"
 
-# fetch_source PKG UPSTREAM: the trixie source package, or, when the mirror no longer has the
-# version its index names (seen: curl 8.14.1-2+deb13u7 listed, its files 404), any other
-# Debian revision of the same upstream version the index lists, newest first.
+# fetch_source PKG UPSTREAM: the newest Debian revision of UPSTREAM that the trixie index
+# lists and the mirror still has (seen: curl 8.14.1-2+deb13u7 listed, its files 404, while
+# deb13u5 is there); PKG/trixie when the index lists no revision of UPSTREAM.
 fetch_source() {
 	local pkg=$1 upstream=$2 v
-	apt-get source -qq "$pkg/trixie" >/dev/null 2>&1 && return 0
 	for v in $(apt-cache showsrc "$pkg" 2>/dev/null | awk '/^Version:/ {print $2}' |
 		grep -E "^([0-9]+:)?${upstream//./\\.}-" | sort -rVu); do
-		log "$pkg/trixie could not be fetched; trying $pkg=$v"
 		rm -rf "$pkg"-*/
 		apt-get source -qq "$pkg=$v" >/dev/null 2>&1 && return 0
+		log "$pkg $v could not be fetched from the mirror; trying an older revision"
 	done
+	apt-get source -qq "$pkg/trixie" >/dev/null 2>&1 && return 0
 	log "cannot fetch the source of $pkg $upstream from any configured mirror; the last try:"
 	apt-get source "$pkg/trixie" || true
 	exit 1
