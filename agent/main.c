@@ -14,13 +14,13 @@
 #include <time.h>
 
 #include "core/config.h"
-#include "core/device.h"
+#include "device/device.h"
 #include "core/log.h"
-#include "states/installing.h"
+#include "device/status.h"
 #include "states/states.h"
 #include "storage/store.h"
 #include "transport/http.h"
-#include "transport/tls.h"
+#include "crypto/tls.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_PROVISIONED = 3 };
 
@@ -131,7 +131,7 @@ static int cmd_status(const otad_config *cfg, int json) {
   const cJSON *rtarget = cJSON_GetObjectItemCaseSensitive(report, "target");
   const char *server = cfg->tls_server ? cfg->tls_server : url;
   download_progress dl;
-  bool downloading = downloading_progress(cfg, st, &dl);
+  bool downloading = device_download_progress(cfg, st, &dl);
   int percent = dl.total ? (int)(dl.received * 100 / dl.total) : 0;
   const char *dl_state = !downloading ? NULL
                          : dl.complete ? "downloaded"
@@ -273,6 +273,7 @@ static int run_device(agent *a, const char *journal_path, int retries, int retry
     return EXIT_FAILED;
   }
   device_opts o = {
+      .actions = &states_actions,
       .label = "otad",
       .cfg = &a->cfg,
       .loop = a->loop,
@@ -421,6 +422,6 @@ int main(int argc, char **argv) {
     rc = run_device(&a, journal_path, retries, retry_cap, json);
   }
   config_free(&a.cfg);
-  curl_global_cleanup();
+  http_global_cleanup();
   return rc;
 }

@@ -20,7 +20,7 @@
  *                    resumes it (the result is pre-filled in case the retries run out).
  *
  * Events: EcuDownloadStarted when an attempt begins (not again for its retries), then
- * EcuDownloadCompleted with success once it ends (polling_report() queues the failure of
+ * EcuDownloadCompleted with success once it ends (the report action queues the failure of
  * an attempt whose retries ran out).
  *
  * Fleet simulation (device_opts.hash_only_download): the body goes through the running
@@ -28,7 +28,8 @@
  * files; a retry resumes with Range from the hash state kept in memory. The "image path"
  * is then mem:<hash>, which only [pacman] type none accepts (it records, never reads).
  *
- * Private state hangs on d->upd->hash (a dl_state); downloading_release() frees it.
+ * Private state hangs on d->upd->hash (a dl_state); device_update_free() frees it through
+ * u->download_release.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -45,9 +46,9 @@
 #include <cjson/cJSON.h>
 
 #include "../core/log.h"
-#include "../transport/hash.h"
-#include "events.h"
-#include "installing.h"
+#include "../crypto/hash.h"
+#include "../device/events.h"
+#include "../storage/fsutil.h"
 #include "states.h"
 
 #define LOW_SPEED_LIMIT 100   /* bytes/s ... */
@@ -69,7 +70,7 @@ typedef struct dl_state {
   int last_decile;
 } dl_state;
 
-void downloading_release(device *d);
+static void release(device_update *u);
 
 static void start_transfer(device *d);
 static void verify_complete(device *d);
@@ -80,6 +81,7 @@ static dl_state *dl_get(device_update *u) {
   if (!u->hash) {
     u->hash = calloc(1, sizeof(dl_state));
     u->fd = -1; /* first use: the field was never set by us */
+    u->download_release = release;
   }
   return u->hash;
 }
@@ -103,9 +105,9 @@ static void discard_part(device_update *u) {
   if (s) forget_hash(s);
 }
 
-void downloading_release(device *d) {
-  device_update *u = d->upd;
-  if (!u) return;
+/* Closes the .part file and frees the download's state and paths (device_update_free
+ * calls it through u->download_release; safe to call twice). */
+static void release(device_update *u) {
   dl_state *s = u->hash;
   close_part(u);
   if (s) {
@@ -120,72 +122,15 @@ void downloading_release(device *d) {
   u->received = 0;
 }
 
-static int mkdir_p(const char *path, mode_t mode) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp)) return ENAMETOOLONG;
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return errno;
-    *p = '/';
-  }
-  if (mkdir(tmp, mode) != 0 && errno != EEXIST) return errno;
-  struct stat st;
-  if (stat(tmp, &st) != 0) return errno;
-  return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-}
-
-static void fsync_dir_of(const char *path) {
-  char dir[4096];
-  snprintf(dir, sizeof(dir), "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (!slash) return;
-  *slash = 0;
-  int fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  fsync(fd);
-  close(fd);
-}
-
 static double mib(uint64_t n) { return (double)n / (1024.0 * 1024.0); }
-
-/* [pacman] images_path, else <storage>/images (aktualizr: /var/sota/images). Heap. */
-static char *images_dir(const otad_config *c) {
-  if (c->images_path && c->images_path[0]) return strdup(c->images_path);
-  return device_url(c->storage_path ? c->storage_path : "/var/sota", "images");
-}
-
-/* The file name of a target: its sha256 (or sha512), else its name made safe. */
-static void file_base(const update_target *t, char *out, size_t n) {
-  if (t->sha256[0] || t->sha512[0]) {
-    snprintf(out, n, "%s", t->sha256[0] ? t->sha256 : t->sha512);
-    return;
-  }
-  size_t j = 0;
-  for (const char *p = t->name; *p && j + 1 < n; p++) {
-    char c = *p;
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || (c == '.' && j > 0);
-    out[j++] = ok ? c : '_';
-  }
-  out[j] = 0;
-  if (!j) snprintf(out, n, "target");
-}
 
 /* {repo}/targets/NAME with NAME percent-encoded except A-Za-z0-9-._~/, or custom.uri. */
 static char *target_url(device *d) {
   const update_target *t = &d->upd->target;
   if (t->uri[0]) return strdup(t->uri);
-  char *repo = d->o.cfg->repo_server ? strdup(d->o.cfg->repo_server)
-               : d->server_url       ? device_url(d->server_url, "repo")
-                                     : NULL;
-  if (!repo) return NULL;
   size_t len = strlen(t->name);
   char *path = malloc(sizeof("targets/") + 3 * len);
-  if (!path) {
-    free(repo);
-    return NULL;
-  }
+  if (!path) return NULL;
   char *o = path + sprintf(path, "targets/");
   for (const unsigned char *p = (const unsigned char *)t->name; *p; p++) {
     if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
@@ -195,8 +140,7 @@ static char *target_url(device *d) {
       o += sprintf(o, "%%%02X", *p);
   }
   *o = 0;
-  char *url = device_url(repo, path);
-  free(repo);
+  char *url = device_repo_url(d, path);
   free(path);
   return url;
 }
@@ -252,7 +196,7 @@ static void fail_download(device *d, int err, const char *fmt, ...) {
   vsnprintf(desc, sizeof(desc), fmt, ap);
   va_end(ap);
   discard_part(d->upd);
-  polling_set_result(d, false, UPDATE_DOWNLOAD_FAILED, "%s", desc);
+  device_set_result(d, false, UPDATE_DOWNLOAD_FAILED, "%s", desc);
   event_completed(d, EVENT_FAILED);
   device_log(d, LOG_ERROR, "%s", desc);
   device_fail_with(d, EV_DOWNLOAD_FAILED, err, "%s", desc);
@@ -309,7 +253,7 @@ static void job_work(uv_work_t *w) {
         d->work_rc = otad_fail(&d->work_eb, OTAD_EIO, "renaming %s to %s: %s", u->part_path,
                                s->final_path, strerror(errno));
       else
-        fsync_dir_of(s->final_path);
+        fs_fsync_dir_of(s->final_path);
       break;
   }
 }
@@ -672,8 +616,8 @@ void downloading_start(device *d) {
     start_hash_only(d);
     return;
   }
-  char *dir = images_dir(d->o.cfg), base[140], *part = NULL, *fin = NULL;
-  file_base(t, base, sizeof(base));
+  char *dir = storage_images_dir(d->o.cfg), base[140], *part = NULL, *fin = NULL;
+  storage_image_base(t->name, t->sha256, t->sha512, base, sizeof(base));
   if (dir && asprintf(&part, "%s/%s.part", dir, base) < 0) part = NULL;
   if (dir && asprintf(&fin, "%s/%s", dir, base) < 0) fin = NULL;
   if (!dir || !part || !fin) {
@@ -683,7 +627,7 @@ void downloading_start(device *d) {
     device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
     return;
   }
-  int e = mkdir_p(dir, 0755);
+  int e = fs_mkdir_p(dir, 0755, NULL);
   if (e) {
     retry_download(d, OTAD_EIO, "cannot create the images directory %s: %s", dir, strerror(e));
     free(dir);
@@ -766,75 +710,4 @@ void downloading_start(device *d) {
   s->h_valid = true;
   u->received = 0;
   verify_complete(d);
-}
-
-/* ---- progress, for `otad status` -------------------------------------------------------- */
-
-/* A string member of a stored target (STORE_INSTALLED_TARGET form), "" when absent. */
-static const char *str_of(const cJSON *o, const char *key) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-/* True when the stored target at name (installed or pending) is t: name and sha256. */
-static bool stored_target_is(store *st, const char *name, const update_target *t) {
-  char *js = store_read_string(st, name);
-  cJSON *o = js ? cJSON_Parse(js) : NULL;
-  free(js);
-  bool same = o && strcmp(str_of(o, "name"), t->name) == 0 &&
-              strcmp(str_of(o, "sha256"), t->sha256) == 0; /* as polling.c compares */
-  cJSON_Delete(o);
-  return same;
-}
-
-bool downloading_progress(const otad_config *cfg, store *st, download_progress *out) {
-  memset(out, 0, sizeof(*out));
-  char *js = store_read_string(st, STORE_DIRECTOR_TARGETS);
-  char *serial = store_read_string(st, STORE_ECU_SERIAL);
-  cJSON *doc = js ? cJSON_Parse(js) : NULL;
-  free(js);
-  const cJSON *targets = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(doc, "signed"), "targets");
-  const cJSON *dt = NULL, *it;
-  cJSON_ArrayForEach(it, targets) {
-    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(it, "custom"), "ecuIdentifiers");
-    if (serial ? cJSON_GetObjectItemCaseSensitive(ids, serial) != NULL : ids != NULL) {
-      dt = it;
-      break;
-    }
-  }
-  free(serial);
-  update_target t = {0};
-  if (dt && dt->string) {
-    const cJSON *hashes = cJSON_GetObjectItemCaseSensitive(dt, "hashes");
-    const cJSON *len = cJSON_GetObjectItemCaseSensitive(dt, "length");
-    snprintf(t.name, sizeof(t.name), "%s", dt->string);
-    snprintf(t.sha256, sizeof(t.sha256), "%s", str_of(hashes, "sha256"));
-    snprintf(t.sha512, sizeof(t.sha512), "%s", str_of(hashes, "sha512"));
-    t.length = cJSON_IsNumber(len) && len->valuedouble > 0 ? (uint64_t)len->valuedouble : 0;
-  }
-  cJSON_Delete(doc);
-  if (!t.name[0] || (!t.sha256[0] && !t.sha512[0]) || stored_target_is(st, STORE_INSTALLED_TARGET, &t) ||
-      stored_target_is(st, STORE_PENDING_TARGET, &t))
-    return false;
-  snprintf(out->name, sizeof(out->name), "%s", t.name);
-  out->total = t.length;
-  char *dir = images_dir(cfg), base[140], *path = NULL;
-  file_base(&t, base, sizeof(base));
-  struct stat sb;
-  if (dir && asprintf(&path, "%s/%s", dir, base) >= 0) {
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == t.length) {
-      out->complete = true;
-      out->received = t.length;
-    } else {
-      free(path);
-      path = NULL;
-      if (asprintf(&path, "%s/%s.part", dir, base) < 0) path = NULL;
-      if (path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) out->received = (uint64_t)sb.st_size;
-    }
-  }
-  free(path);
-  free(dir);
-  return true;
 }

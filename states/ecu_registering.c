@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../device/credentials.h"
+#include "../device/request.h"
 #include "states.h"
 
 /* Serial and hardware ID: configured, else stored, else derived; then stored. */
@@ -166,7 +168,7 @@ void ecu_registering_register(device *d) {
   else url = device_url(d->server_url, "/director/ecus");
   device_log(d, LOG_INFO, "registering primary ECU %s (hardware ID %s)", d->ecu_serial,
              d->ecu_hwid);
-  states_post_json(d, "POST /director/ecus", url, body, &d->creds, on_ecus_done);
+  device_post_json(d, "POST /director/ecus", url, body, &d->creds, on_ecus_done);
 }
 
 static void on_ecus_done(http_request *r) {
@@ -180,7 +182,7 @@ static void on_ecus_done(http_request *r) {
     else
       device_fire(d, EV_ECUS_REGISTERED, d->ecu_serial);
   } else {
-    registering_classify_failure(d, r, "POST /director/ecus");
+    device_request_failed(d, r, "POST /director/ecus");
   }
   http_request_reset(r);
 }

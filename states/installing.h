@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../core/device.h"
+#include "../device/device.h"
 
 /* Store name of a target that was installed but needs a reboot to complete, in the JSON
  * form of STORE_INSTALLED_TARGET (store.h): {"name","sha256","sha512","length","version",
@@ -49,7 +49,7 @@ int install_version_ok(const char *name);
  * rebooted since it was installed: the reboot sentinel ([bootloader] reboot_sentinel_dir/
  * need_reboot, on a tmpfs that a reboot empties) is gone; without a sentinel directory
  * every new run counts as a reboot. name gets the target's name. Reads the store only. */
-bool installing_reboot_completed(device *d, char *name, size_t n);
+bool device_reboot_completed(device *d, char *name, size_t n);
 
 /* The action complete: records the pending target as installed (its result OK), queues
  * EcuInstallationCompleted and raises installed (or install_failed when the store
@@ -57,6 +57,6 @@ bool installing_reboot_completed(device *d, char *name, size_t n);
 void installing_complete(device *d);
 
 /* Runs [bootloader] reboot_command (through /bin/sh, not waited for) when it is set. */
-void installing_reboot(device *d);
+void device_reboot(device *d);
 
 #endif

@@ -1,23 +1,23 @@
-/* provisioned.c - the end of provisioning, good or bad: say so, then tell the owner.
+/* provisioned.c - the end of provisioning: say so, then start polling or tell the owner.
  *
- * Later issues continue from here into polling; for now provisioned and failed are where a
- * run of `otad once` ends. A daemon with DeviceCred stays and watches its [import] files.
+ * Without updates (provisioning only) this is where a run ends; a daemon with DeviceCred
+ * then stays and watches its [import] files.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../core/log.h"
+#include "../device/credentials.h"
 #include "states.h"
 
 /* DeviceCred in a daemon: checks the [import] files every polling interval and starts
  * over when they hold a different identity (a renewed or replaced certificate). */
-static void on_watch_timer(uv_timer_t *t) {
-  device *d = t->data;
+static void check_import(device *d) {
   tls_creds imp;
   char *url = NULL;
   otad_errbuf eb = {{0}};
-  if (import_device_credentials(d, &imp, &url, &eb) != 0) {
+  if (device_import_credentials(d, &imp, &url, &eb) != 0) {
     device_log(d, LOG_DEBUG, "[import] check: %s", eb.msg);
     return;
   }
@@ -28,12 +28,13 @@ static void on_watch_timer(uv_timer_t *t) {
   tls_creds_free(&imp);
   free(url);
   if (!changed) return;
-  uv_timer_stop(&d->timer);
+  device_watch_stop(d);
   device_log(d, LOG_INFO, "the [import] credentials changed; importing them");
   device_fire(d, EV_CREDENTIALS_CHANGED, "[import] files changed");
 }
 
 void provisioned_finish(device *d) {
+  d->t_done_ms = uv_now(d->o.loop);
   tls_cert_info ci = {0};
   otad_errbuf eb = {{0}};
   char until[32] = "unknown";
@@ -50,14 +51,8 @@ void provisioned_finish(device *d) {
     return;
   }
   if (d->o.watch_import && config_mode(d->o.cfg) == PROVISION_DEVICE_CRED) {
-    uint64_t period = (uint64_t)(d->o.cfg->polling_sec > 0 ? d->o.cfg->polling_sec : 10) * 1000;
-    uv_timer_start(&d->timer, on_watch_timer, period, period);
+    if (device_watch_start(d, device_polling_period_ms(d), check_import) != 0)
+      device_log(d, LOG_WARN, "cannot watch the [import] files: out of memory");
   }
-  if (d->o.done) d->o.done(d);
-}
-
-void failed_finish(device *d) {
-  device_log(d, LOG_ERROR, "%s failed: %s", d->upd ? "update cycle" : "provisioning",
-             d->eb.msg[0] ? d->eb.msg : otad_strerror(d->last_err));
   if (d->o.done) d->o.done(d);
 }

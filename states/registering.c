@@ -12,6 +12,8 @@
 
 #include "../core/idgen.h"
 #include "../core/log.h"
+#include "../device/credentials.h"
+#include "../device/request.h"
 #include "states.h"
 
 static void on_register_done(http_request *req);
@@ -34,7 +36,7 @@ static bool finish_stored_credentials(device *d) {
     device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_EIO, "the stored credentials are incomplete");
     return true;
   }
-  unprovisioned_strip_fleet_key(d);
+  credentials_strip_fleet_key(d);
   device_log(d, LOG_INFO, "registered: stored the certificate CN=%s the server issued earlier",
              d->uuid);
   device_fire(d, EV_REGISTERED, d->uuid);
@@ -54,7 +56,7 @@ void registering_register(device *d) {
    * fleet device would otherwise hold both until they age out). */
   d->req.forbid_reuse = 1;
   d->req.no_tls_session = 1;
-  states_post_json(d, "POST /devices", device_url(d->server_url, "/devices"), body, d->prov,
+  device_post_json(d, "POST /devices", device_url(d->server_url, "/devices"), body, d->prov,
                    on_register_done);
 }
 
@@ -133,56 +135,9 @@ static void parse_done(uv_work_t *w, int status) {
   d->creds.ca_pem = c.ca_pem;
   free(c.cert_pem);
 
-  unprovisioned_strip_fleet_key(d); /* the fleet key must not linger on the device */
+  credentials_strip_fleet_key(d); /* the fleet key must not linger on the device */
   device_log(d, LOG_INFO, "registered: the server issued certificate CN=%s", d->uuid);
   device_fire(d, EV_REGISTERED, d->uuid);
-}
-
-/* Reads {"code":..,"description":..} from an error reply, when there is one. */
-static void error_reply(const http_request *r, char *code, size_t cl, char *desc, size_t dl) {
-  code[0] = desc[0] = 0;
-  if (!r->resp) return;
-  cJSON *o = cJSON_ParseWithLength((const char *)r->resp, r->resp_len);
-  const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "code"),
-              *s = cJSON_GetObjectItemCaseSensitive(o, "description");
-  if (cJSON_IsString(c)) snprintf(code, cl, "%s", c->valuestring);
-  if (cJSON_IsString(s)) snprintf(desc, dl, "%s", s->valuestring);
-  cJSON_Delete(o);
-}
-
-/* What is wrong with a server certificate the TLS library refused, from its words (they
- * differ between libraries, so anything unrecognised reads as the usual cause). */
-static const char *peer_problem(const char *msg) {
-  if (strstr(msg, "expired")) return "has expired";
-  if (strstr(msg, "not yet valid") || strstr(msg, "not valid yet")) return "is not valid yet";
-  if (strstr(msg, "match") && (strstr(msg, "name") || strstr(msg, "host")))
-    return "is not issued for this server's name";
-  return "is not signed by the pinned CA";
-}
-
-/* Shared by both registration calls: a transport error or a non-2xx status, as an event. */
-void registering_classify_failure(device *d, http_request *r, const char *what) {
-  if (r->err == OTAD_EPEER) {
-    const char *detail = r->errmsg;
-    while (*detail == ' ') detail++;
-    device_fail_with(d, EV_REJECTED, r->err, "%s: the server's certificate %s (%s); nothing was sent",
-                     what, peer_problem(detail), detail);
-    return;
-  }
-  if (r->err) {
-    device_fail_with(d, EV_TRANSIENT_ERROR, r->err, "%s: %s (%s)", what, otad_strerror(r->err),
-                     r->errmsg);
-    return;
-  }
-  char code[64], desc[256];
-  error_reply(r, code, sizeof(code), desc, sizeof(desc));
-  if (r->status >= 500 || r->status == 408 || r->status == 429) {
-    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_EHTTP5XX, "%s: server answered HTTP %ld%s%s",
-                     what, r->status, desc[0] ? ": " : "", desc);
-    return;
-  }
-  device_fail_with(d, EV_REJECTED, OTAD_EHTTP4XX, "%s: server rejected the request: HTTP %ld%s%s%s%s",
-                   what, r->status, code[0] ? " " : "", code, desc[0] ? ": " : "", desc);
 }
 
 static void on_register_done(http_request *r) {
@@ -207,11 +162,11 @@ static void on_register_done(http_request *r) {
     }
   } else {
     char code[64], desc[256];
-    error_reply(r, code, sizeof(code), desc, sizeof(desc));
+    device_error_reply(r, code, sizeof(code), desc, sizeof(desc));
     if (!r->err && strcmp(code, "device_already_registered") == 0)
       device_fire(d, EV_ID_TAKEN, d->id);
     else
-      registering_classify_failure(d, r, "POST /devices");
+      device_request_failed(d, r, "POST /devices");
   }
   http_request_reset(r);
 }

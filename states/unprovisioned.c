@@ -14,25 +14,14 @@
 #include "../core/idgen.h"
 #include "../core/log.h"
 #include "../storage/credzip.h"
+#include "../device/credentials.h"
+#include "../device/request.h"
 #include "states.h"
 
 /* Replaces *dst with a copy of src. */
 static void set_str(char **dst, const char *src) {
   free(*dst);
   *dst = src ? strdup(src) : NULL;
-}
-
-/* The fleet key must not outlive provisioning on the device, also when a crash came
- * between storing the credentials and stripping the zip (a no-op once it is gone). */
-void unprovisioned_strip_fleet_key(device *d) {
-  const otad_config *cfg = d->o.cfg;
-  otad_errbuf eb = {{0}};
-  if (d->o.shared_prov || !cfg->provision_path || config_mode(cfg) == PROVISION_SHARED_CRED_REUSE)
-    return;
-  if (access(cfg->provision_path, F_OK) != 0) return;
-  if (credzip_strip_fleet_key(cfg->provision_path, &eb))
-    device_log(d, LOG_WARN, "could not remove the fleet key from %s: %s", cfg->provision_path,
-               eb.msg);
 }
 
 /* The server URL: configuration first, then what an earlier run learned. */
@@ -125,7 +114,7 @@ static void inspect_device_cred(device *d) {
   tls_creds imp;
   char *url = NULL;
   otad_errbuf eb = {{0}};
-  int rc = import_device_credentials(d, &imp, &url, &eb);
+  int rc = device_import_credentials(d, &imp, &url, &eb);
   if (rc) {
     if (have_stored && d->server_url) {
       device_log(d, LOG_WARN, "%s; continuing with the stored credentials", eb.msg);
@@ -194,7 +183,7 @@ void unprovisioned_inspect(device *d) {
                        "(set [tls] server)");
       return;
     }
-    unprovisioned_strip_fleet_key(d);
+    credentials_strip_fleet_key(d);
     fire_stored(d, "stored credentials");
     return;
   }

@@ -29,6 +29,8 @@
 #define STORE_CREDS_PENDING "creds.pending"  /* credentials being stored (see device) */
 #define STORE_INSTALLED_TARGET "installed_target" /* JSON: the target installed last */
 #define STORE_INSTALL_REPORT "install_report"     /* JSON: a result not yet reported */
+#define STORE_PENDING_TARGET "pending_target" /* JSON as installed_target: installed, a
+                                                 reboot completes it (see pacman/) */
 #define STORE_DIRECTOR_ROOT "director_root.json"  /* latest trusted director root */
 #define STORE_DIRECTOR_TARGETS "director_targets.json"
 #define STORE_IMAGE_ROOT "image_root.json"        /* latest trusted image repo root */

@@ -8,6 +8,7 @@
  * The store keeps a descriptor of its directory and works relative to it (openat,
  * renameat), so it keeps working on the same directory whatever happens to the path.
  */
+#include "fsutil.h"
 #include "store.h"
 
 #include <ctype.h>
@@ -347,19 +348,8 @@ static const store_ops fs_ops = {fs_read, fs_write, fs_remove, fs_close};
 /* mkdir -p: missing parents 0755, dir itself 0700. Existing ones are left as they are
  * here (fix_dir_mode tightens dir). */
 static int make_dirs(const char *dir, otad_errbuf *eb) {
-  char buf[PATH_MAX];
-  if (strlen(dir) >= sizeof(buf)) return otad_fail(eb, OTAD_EINVAL, "%s: path too long", dir);
-  strcpy(buf, dir);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-      return otad_fail(eb, OTAD_EIO, "creating %s: %s", buf, strerror(errno));
-    *p = '/';
-  }
-  if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-    return otad_fail(eb, OTAD_EIO, "creating %s: %s", buf, strerror(errno));
-  return 0;
+  int e = fs_mkdir_p(dir, 0700, eb);
+  return e == 0 ? 0 : e == ENAMETOOLONG ? OTAD_EINVAL : OTAD_EIO;
 }
 
 /* A store owned by another user is refused: that user could read the device's keys and

@@ -32,9 +32,9 @@
 #include "core/rng.h"
 #include "storage/credzip.h"
 #include "storage/store.h"
-#include "transport/certgen.h"
+#include "crypto/certgen.h"
 #include "transport/http.h"
-#include "transport/tls.h"
+#include "crypto/tls.h"
 
 #define PROG "otad-cert-provider"
 
@@ -1021,6 +1021,6 @@ int main(int argc, char **argv) {
   http_global_init();
   tls_global_init();
   rc = run_provider(&a);
-  curl_global_cleanup();
+  http_global_cleanup();
   return rc;
 }

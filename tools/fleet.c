@@ -30,16 +30,16 @@
 #include <unistd.h>
 
 #include "core/config.h"
-#include "core/device.h"
-#include "core/fleet_stats.h"
+#include "device/device.h"
+#include "tools/fleet_stats.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "storage/credzip.h"
 #include "states/states.h"
 #include "storage/store.h"
-#include "transport/certgen.h"
+#include "crypto/certgen.h"
 #include "transport/http.h"
-#include "transport/tls.h"
+#include "crypto/tls.h"
 
 #define PROG "otad-fleet"
 
@@ -227,8 +227,6 @@ static void device_finished(fleet_dev *fd) {
   if (!fd->provisioned) maybe_run_hook(f);
 }
 
-static void on_first_poll(uv_timer_t *t) { device_fire(t->data, EV_POLL, NULL); }
-
 /* Polls begin: at once, or spread over one interval after the --on-provisioned command. */
 static void begin_polling(fleet_dev *fd, bool spread) {
   fleet *f = fd->f;
@@ -238,7 +236,7 @@ static void begin_polling(fleet_dev *fd, bool spread) {
     return;
   }
   uint64_t poll_ms = (uint64_t)(f->poll_s * 1000);
-  uv_timer_start(&d->timer, on_first_poll, rng_below(&d->rng, poll_ms + 1), 0);
+  device_poll_in(d, rng_below(&d->rng, poll_ms + 1));
 }
 
 static void run_hook(fleet *f);
@@ -371,6 +369,7 @@ static void launch_device(fleet *f, uint32_t i, id_job *j) {
   fd->f = f;
   fd->index = i;
   device_opts o = {
+      .actions = &states_actions,
       .label = label,
       .cfg = f->dev_cfgs ? &f->dev_cfgs[i] : &f->cfg,
       .loop = f->loop,
@@ -932,10 +931,10 @@ int main(int argc, char **argv) {
   fleet_summary m;
   summarize(&f, &m);
   /* Where the heap went: the connections are gone now (the client is closed); the update
-   * state is what polling_free() gives back. */
+   * state is what device_update_free() gives back. */
   size_t heap_closed = heap_in_use();
   for (int i = 0; i < f.n; i++)
-    if (f.devs[i]) polling_free(&f.devs[i]->d);
+    if (f.devs[i]) device_update_free(&f.devs[i]->d);
   size_t heap_no_upd = heap_in_use();
   if (f.started && mallinfo2().uordblks) { /* 0 under valgrind */
     double n = f.started;
@@ -970,6 +969,6 @@ int main(int argc, char **argv) {
   journal_close(f.jr);
   config_free(&f.cfg);
   uv_loop_close(f.loop);
-  curl_global_cleanup();
+  http_global_cleanup();
   return all ? 0 : 1;
 }

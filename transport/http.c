@@ -14,6 +14,8 @@
  */
 #include "http.h"
 
+#include <curl/curl.h>
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,7 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "p11.h"
+#include "../crypto/p11.h"
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -49,6 +51,8 @@ struct http_client {
 };
 
 void http_global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+void http_global_cleanup(void) { curl_global_cleanup(); }
 
 static void sock_list_remove(http_client *c, sock_ctx *s) {
   if (s->prev) s->prev->next = s->next;

@@ -42,13 +42,14 @@
 #ifndef OTAD_HTTP_H
 #define OTAD_HTTP_H
 
-#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
 #include "../core/error.h"
+
+struct curl_slist;
 
 #define HTTP_DEFAULT_MAX_RESPONSE (64 * 1024)
 
@@ -128,7 +129,7 @@ struct http_request {
                              server saw; ota-server), "" when absent */
 
   /* Private. */
-  CURL *easy;
+  void *easy;    /* the CURL easy handle: curl stays out of this header */
   http_client *client;
   struct curl_slist *headers;
   size_t resp_cap;
@@ -188,5 +189,8 @@ void http_client_close(http_client *c);
 
 /* Global libcurl initialisation; call once at program start. */
 void http_global_init(void);
+
+/* Global libcurl clean-up; call once at program end, after every client is closed. */
+void http_global_cleanup(void);
 
 #endif

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "states/installing.h"
+#include "pacman/unpack.h"
 
 #define CHECK(cond)                                                                       \
   do {                                                                                    \

@@ -34,7 +34,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/uptane.h"
+#include "uptane/uptane.h"
 #include "transport/http.h"
 
 #define CHECK(cond)                                                                    \

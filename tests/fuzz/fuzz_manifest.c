@@ -1,13 +1,13 @@
 /* fuzz_manifest.c - libFuzzer target: the JSON the agent builds from strings it did not
- * choose: the signed manifest with its installation report (polling_build_manifest(),
- * polling_set_result()) and the queued events (events_queue()).
+ * choose: the signed manifest with its installation report (device_manifest(),
+ * device_set_result()) and the queued events (events_queue()).
  *
  * Input: one flags byte, then NUL-separated fields (a C string ends at its NUL, as every
  * one of these does in the agent): ECU serial, hardware ID, target name, sha256,
  * correlation ID, error description, result code. They go where the agent puts what the
  * director's metadata, the store and the installer told it: into the fixed-size fields of
  * device/update_target/update_result (cut as snprintf cuts them), into the installed-target
- * record in the store, into polling_set_result()'s description.
+ * record in the store, into device_set_result()'s description.
  *
  * Checked (abort when broken): the manifest and the event queue are valid UTF-8 JSON that
  * parses; every string comes back as the agent held it (or, where it was not valid UTF-8,
@@ -19,12 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/device.h"
+#include "device/device.h"
 #include "core/log.h"
-#include "core/uptane.h"
-#include "states/events.h"
+#include "uptane/uptane.h"
+#include "device/events.h"
+#include "device/manifest.h"
 #include "states/states.h"
-#include "transport/keys.h"
+#include "uptane/keys.h"
 
 #define CHECK(cond)                                                                        \
   do {                                                                                     \
@@ -175,10 +176,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(js);
   }
   if (flags & 1) /* a result waits to be reported */
-    polling_set_result(&D, flags & 2, code, "%s", desc);
+    device_set_result(&D, flags & 2, code, "%s", desc);
 
   otad_errbuf eb = {{0}};
-  char *text = polling_build_manifest(&D, &eb);
+  char *text = device_manifest(&D, &eb);
   if (!text) {
     fprintf(stderr, "fuzz_manifest: no manifest: %s\n", eb.msg);
     abort();

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "transport/tls.h"
+#include "crypto/tls.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static int init;

@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "core/canonical_json.h"
-#include "core/uptane.h"
+#include "uptane/uptane.h"
 #include "uptane_roots.h"
 
 /* 2026-01-01T00:00:00Z: the seeds expire in 2030. */

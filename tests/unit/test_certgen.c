@@ -23,8 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "transport/certgen.h"
-#include "transport/tls.h"
+#include "crypto/certgen.h"
+#include "crypto/tls.h"
 
 static char tmpdir[64];
 

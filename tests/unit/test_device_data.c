@@ -1,5 +1,5 @@
 /* test_device_data.c - the device data (states/device_data.c) and the download progress
- * `otad status` shows (downloading_progress in states/downloading.c).
+ * `otad status` shows (device_download_progress in device/status.c).
  *
  * The builders run on a fake root (cpuinfo, meminfo, device tree, os-release, route) and
  * on this machine; the change detection on an in-memory store; the sending against a tiny
@@ -29,9 +29,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "core/device.h"
-#include "states/device_data.h"
-#include "states/installing.h"
+#include "device/device.h"
+#include "device/device_data.h"
+#include "device/status.h"
 #include "states/states.h"
 
 /* ---- files ---------------------------------------------------------------------------- */
@@ -365,7 +365,7 @@ static int setup(void **state) {
   otad_errbuf eb = {{0}};
   assert_int_equal(config_set(&f->cfg, "provision.p12_password", "s3cret-pw", &eb), 0);
   assert_int_equal(config_set(&f->cfg, "storage.path", "/var/sota-test", &eb), 0);
-  device_opts o = {.label = "test",
+  device_opts o = {.actions = &states_actions,.label = "test",
                    .cfg = &f->cfg,
                    .loop = &f->loop,
                    .http = f->http,
@@ -517,7 +517,7 @@ static void test_download_progress(void **state) {
   mkdirs(images);
   assert_int_equal(config_set(&cfg, "pacman.images_path", images, &eb), 0);
   download_progress p;
-  assert_false(downloading_progress(&cfg, st, &p)); /* nothing assigned */
+  assert_false(device_download_progress(&cfg, st, &p)); /* nothing assigned */
 
   const char *sha = "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11";
   char dt[1024];
@@ -530,7 +530,7 @@ static void test_download_progress(void **state) {
            sha);
   assert_int_equal(store_write(st, STORE_DIRECTOR_TARGETS, dt, strlen(dt), false, &eb), 0);
   assert_int_equal(store_write(st, STORE_ECU_SERIAL, "ecu-1", 5, false, &eb), 0);
-  assert_true(downloading_progress(&cfg, st, &p));
+  assert_true(device_download_progress(&cfg, st, &p));
   assert_string_equal(p.name, "fw-9.bin");
   assert_int_equal(p.received, 0);
   assert_int_equal(p.total, 1000);
@@ -540,7 +540,7 @@ static void test_download_progress(void **state) {
   snprintf(rel, sizeof(rel), "/%s.part", sha);
   static char bytes[1000];
   put_file(images, rel, bytes, 420);
-  assert_true(downloading_progress(&cfg, st, &p));
+  assert_true(device_download_progress(&cfg, st, &p));
   assert_int_equal(p.received, 420);
   assert_false(p.complete);
 
@@ -548,7 +548,7 @@ static void test_download_progress(void **state) {
   put_file(images, rel, bytes, 1000);
   snprintf(part, sizeof(part), "%s/%s.part", images, sha);
   unlink(part);
-  assert_true(downloading_progress(&cfg, st, &p));
+  assert_true(device_download_progress(&cfg, st, &p));
   assert_true(p.complete);
   assert_int_equal(p.received, 1000);
 
@@ -556,10 +556,10 @@ static void test_download_progress(void **state) {
   char inst[256];
   snprintf(inst, sizeof(inst), "{\"name\":\"fw-9.bin\",\"sha256\":\"%s\"}", sha);
   assert_int_equal(store_write(st, STORE_PENDING_TARGET, inst, strlen(inst), false, &eb), 0);
-  assert_false(downloading_progress(&cfg, st, &p));
+  assert_false(device_download_progress(&cfg, st, &p));
   assert_int_equal(store_remove(st, STORE_PENDING_TARGET, &eb), 0);
   assert_int_equal(store_write(st, STORE_INSTALLED_TARGET, inst, strlen(inst), false, &eb), 0);
-  assert_false(downloading_progress(&cfg, st, &p));
+  assert_false(device_download_progress(&cfg, st, &p));
   config_free(&cfg);
   store_close(st);
 }

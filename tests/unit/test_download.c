@@ -34,13 +34,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/device.h"
+#include "device/device.h"
 #include "core/log.h"
-#include "states/installing.h"
 #include "states/states.h"
-#include "transport/hash.h"
+#include "crypto/hash.h"
 
-void downloading_release(device *d); /* downloading.c */
 
 static uint8_t pattern(uint64_t i) { return (uint8_t)(i * 13 + i / 509); }
 
@@ -161,7 +159,7 @@ static int setup(void **state) {
   char repo[64];
   snprintf(repo, sizeof(repo), "http://127.0.0.1:%d/repo", f->srv.lb.port);
   f->cfg.repo_server = strdup(repo);
-  device_opts o = {.label = "test",
+  device_opts o = {.actions = &states_actions,.label = "test",
                    .cfg = &f->cfg,
                    .loop = &f->loop,
                    .http = f->http,
@@ -180,13 +178,18 @@ static int setup(void **state) {
   return 0;
 }
 
+/* Forgets the download's state (the .part file stays), as a new attempt would find it. */
+static void release_download(device *d) {
+  if (d->upd && d->upd->download_release) d->upd->download_release(d->upd);
+}
+
 static void device_closed(device *d) {}
 
 static int teardown(void **state) {
   fixture *f = *state;
   device_close(&f->d, device_closed);
   uv_run(&f->loop, UV_RUN_DEFAULT);
-  downloading_release(&f->d);
+  release_download(&f->d);
   device_free(&f->d);
   http_client_close(f->http);
   uv_run(&f->loop, UV_RUN_DEFAULT);
@@ -365,7 +368,7 @@ static void test_sha512(void **state) {
   f->d.upd->target.sha512[100] = f->d.upd->target.sha512[100] == '0' ? '1' : '0';
   run(f);
   assert_result(f, UPDATE_DOWNLOAD_FAILED, "hash mismatch: sha512");
-  downloading_release(&f->d);
+  release_download(&f->d);
   memset(&f->d.upd->result, 0, sizeof(f->d.upd->result));
   f->done = 0;
   set_target(f, "fw.bin", NULL, 70000);
@@ -598,6 +601,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_install_command_fails, setup, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
-  curl_global_cleanup();
+  http_global_cleanup();
   return rc;
 }

@@ -28,9 +28,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/device.h"
+#include "device/device.h"
+#include "states/states.h"
 #include "core/log.h"
-#include "states/events.h"
+#include "device/events.h"
 
 /* ---- the server ------------------------------------------------------------------------ */
 
@@ -111,7 +112,7 @@ static int setup(void **state) {
   uv_loop_init(&f->loop);
   f->http = http_client_new(&f->loop);
   config_init(&f->cfg);
-  device_opts o = {.label = "test",
+  device_opts o = {.actions = &states_actions,.label = "test",
                    .cfg = &f->cfg,
                    .loop = &f->loop,
                    .http = f->http,
@@ -332,6 +333,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_flush_unreachable_keeps, setup, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
-  curl_global_cleanup();
+  http_global_cleanup();
   return rc;
 }

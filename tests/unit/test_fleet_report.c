@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "core/fleet_stats.h"
+#include "tools/fleet_stats.h"
 
 static void test_classify(void **state) {
   (void)state;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/histogram.h"
+#include "tools/histogram.h"
 
 /* Every value lands in a bucket whose range holds it; buckets are contiguous. */
 static void test_buckets_cover_values(void **state) {

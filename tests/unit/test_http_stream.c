@@ -411,6 +411,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_buffered_mode_unchanged, setup, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
-  curl_global_cleanup();
+  http_global_cleanup();
   return rc;
 }

@@ -26,7 +26,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "states/installing.h"
+#include "pacman/unpack.h"
 
 enum fmt { TAR_GZ, TAR_XZ, TAR_ZST, TAR, ZIP };
 

@@ -25,7 +25,7 @@
 #include <wolfssl/wolfcrypt/rsa.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
-#include "transport/keys.h"
+#include "uptane/keys.h"
 
 static char *fixture(const char *name) {
   const char *dir = getenv("OTAD_TEST_DATA");

@@ -17,7 +17,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
-#include "transport/tls.h"
+#include "crypto/tls.h"
 
 /* Reads a fixture as a NUL-terminated heap buffer; *len (if given) gets its size. */
 static char *fixture(const char *name, size_t *len) {

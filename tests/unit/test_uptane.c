@@ -24,8 +24,8 @@
 #include <wolfssl/wolfcrypt/sha256.h>
 
 #include "core/canonical_json.h"
-#include "core/uptane.h"
-#include "transport/keys.h"
+#include "uptane/uptane.h"
+#include "uptane/keys.h"
 
 /* ---- keys ---- */
 

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "../storage/store.h"
+#include "device.h"
 
 enum device_data_kind {
   DEVICE_DATA_SYSTEM_INFO, /* hardware JSON */
@@ -56,5 +57,11 @@ bool device_data_changed(store *st, enum device_data_kind k, const char *body, c
 /* Records digest as the last body of kind the server accepted. 0 or the store's error. */
 int device_data_accepted(store *st, enum device_data_kind k, const char *digest,
                          otad_errbuf *eb);
+
+/* Sends each kind of device data (hardware, installed target, network, config) whose body
+ * changed since the server last accepted it, over d->req, then calls then(d). A failure is
+ * a warning and never an event: what was not accepted is sent next cycle. then() runs in
+ * every case but a cancel (device_close). Needs d->upd. */
+void device_data_send(device *d, void (*then)(device *d));
 
 #endif

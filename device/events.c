@@ -23,7 +23,7 @@
 
 #include "../core/log.h"
 #include "../core/utf8.h"
-#include "states.h"
+#include "request.h"
 
 void events_uuid4(device *d, char out[37]) {
   uint8_t b[16];
@@ -216,7 +216,7 @@ static void flush_next(device *d) {
     return;
   }
   u->events_in_flight = n;
-  int rc = states_request(d, "POST", url, body, "application/json", 0, &d->creds,
+  int rc = device_request(d, "POST", url, body, "application/json", 0, &d->creds,
                           on_events_sent);
   if (rc) {
     device_log(d, LOG_WARN, "events not sent: %s", otad_strerror(rc));

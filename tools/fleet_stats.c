@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 
 static const char *const kind_names[FR__COUNT] = {
     [FR_REGISTER] = "register", [FR_ECUS] = "ecus",     [FR_MANIFEST] = "manifest",

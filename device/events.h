@@ -7,7 +7,7 @@
 #ifndef OTAD_EVENTS_H
 #define OTAD_EVENTS_H
 
-#include "../core/device.h"
+#include "device.h"
 
 /* Store name of the queue: a JSON array of events as they are sent, oldest first. */
 #define STORE_EVENTS "events.json"

@@ -14,7 +14,7 @@
 
 #include "../states/installing.h"
 #include "../states/states.h"
-#include "log.h"
+#include "../core/log.h"
 
 static uint64_t now_ms(const device *d) { return uv_now(d->o.loop); }
 
@@ -38,11 +38,23 @@ void device_init(device *d, const device_opts *o) {
   rng_seed(&d->rng, o->seed);
   backoff_init(&d->bo, o->retry_base_ms ? o->retry_base_ms : 1000,
                o->retry_cap_ms ? o->retry_cap_ms : 60000);
-  uv_timer_init(o->loop, &d->timer);
-  d->timer.data = d;
+  uv_timer_init(o->loop, &d->retry_timer);
+  uv_timer_init(o->loop, &d->poll_timer);
+  d->retry_timer.data = d->poll_timer.data = d;
+  d->handles_open = 2;
   d->req.data = d;
   d->req.max_idle_s = o->http_max_idle_s;
   d->req.tls_cache = o->tls_cache;
+}
+
+uint64_t device_polling_period_ms(const device *d) {
+  return (uint64_t)(d->o.cfg->polling_sec > 0 ? d->o.cfg->polling_sec : 10) * 1000;
+}
+
+/* One polling interval, +- 10 %. */
+static uint64_t cycle_delay_ms(device *d) {
+  uint64_t period = device_polling_period_ms(d);
+  return period - period / 10 + rng_below(&d->rng, period / 5 + 1);
 }
 
 uint64_t device_poll_delay_ms(device *d) {
@@ -51,8 +63,7 @@ uint64_t device_poll_delay_ms(device *d) {
     uint64_t spread = (uint64_t)(d->o.poll_ms * j);
     return d->o.poll_ms - spread + rng_below(&d->rng, 2 * spread + 1);
   }
-  uint64_t period = (uint64_t)(d->o.cfg->polling_sec > 0 ? d->o.cfg->polling_sec : 10) * 1000;
-  return period - period / 10 + rng_below(&d->rng, period / 5 + 1); /* +-10 % */
+  return cycle_delay_ms(d);
 }
 
 void device_start(device *d) {
@@ -60,12 +71,45 @@ void device_start(device *d) {
   device_fire(d, EV_START, NULL);
 }
 
+/* ---- the timers, one per purpose ---- */
+
 static void on_retry_timer(uv_timer_t *t) {
   device *d = t->data;
   device_fire(d, EV_RETRY, NULL);
 }
 
-static void action_backoff(device *d) {
+static void on_poll_timer(uv_timer_t *t) {
+  device *d = t->data;
+  device_fire(d, EV_POLL, NULL);
+}
+
+static void on_watch_timer(uv_timer_t *t) {
+  device *d = t->data;
+  if (d->watch_cb) d->watch_cb(d);
+}
+
+void device_poll_in(device *d, uint64_t delay_ms) {
+  uv_timer_start(&d->poll_timer, on_poll_timer, delay_ms, 0);
+}
+
+int device_watch_start(device *d, uint64_t period_ms, void (*cb)(device *d)) {
+  if (!d->watch_timer) {
+    d->watch_timer = malloc(sizeof(*d->watch_timer));
+    if (!d->watch_timer) return OTAD_ENOMEM;
+    uv_timer_init(d->o.loop, d->watch_timer);
+    d->watch_timer->data = d;
+    d->handles_open++;
+  }
+  d->watch_cb = cb;
+  uv_timer_start(d->watch_timer, on_watch_timer, period_ms, period_ms);
+  return 0;
+}
+
+void device_watch_stop(device *d) {
+  if (d->watch_timer) uv_timer_stop(d->watch_timer);
+}
+
+void device_backoff(device *d) {
   d->failures++;
   if (d->o.max_retries >= 0 && d->failures > d->o.max_retries) {
     char why[600];
@@ -93,77 +137,19 @@ static void action_backoff(device *d) {
              d->failures + 1);
   /* The loop's clock is from before this reply was handled: a delay armed on it would end
    * early by however long that took (0.4 s seen under valgrind), before a Retry-After. */
-  uv_update_time(d->timer.loop);
-  uv_timer_start(&d->timer, on_retry_timer, delay, 0);
+  uv_update_time(d->o.loop);
+  uv_timer_start(&d->retry_timer, on_retry_timer, delay, 0);
 }
 
-/* A failure that no quick retry can mend (missing files): try again next polling cycle. */
-static void action_wait_cycle(device *d) {
+void device_wait_cycle(device *d) {
   if (d->o.one_shot) {
     device_fire(d, EV_GIVE_UP, d->eb.msg);
     return;
   }
-  uint64_t period = (uint64_t)(d->o.cfg->polling_sec > 0 ? d->o.cfg->polling_sec : 10) * 1000;
-  uint64_t delay = period - period / 10 + rng_below(&d->rng, period / 5 + 1); /* +-10 % */
+  uint64_t delay = cycle_delay_ms(d);
   device_log(d, LOG_WARN, "%s; trying again in %.0f s",
              d->eb.msg[0] ? d->eb.msg : otad_strerror(d->last_err), delay / 1000.0);
-  uv_timer_start(&d->timer, on_retry_timer, delay, 0);
-}
-
-static void run_action(device *d, enum dev_action a) {
-  switch (a) {
-    case ACT_NONE:
-      break;
-    case ACT_INSPECT:
-      unprovisioned_inspect(d);
-      break;
-    case ACT_REGISTER:
-      registering_register(d);
-      break;
-    case ACT_NEW_ID:
-      registering_new_id(d);
-      break;
-    case ACT_BACKOFF:
-      action_backoff(d);
-      break;
-    case ACT_WAIT_CYCLE:
-      action_wait_cycle(d);
-      break;
-    case ACT_PREPARE_KEY:
-      ecu_registering_prepare_key(d);
-      break;
-    case ACT_REGISTER_ECUS:
-      ecu_registering_register(d);
-      break;
-    case ACT_FINISH:
-      d->t_done_ms = now_ms(d);
-      provisioned_finish(d);
-      break;
-    case ACT_POLL:
-      polling_poll(d);
-      break;
-    case ACT_IDLE:
-      polling_idle(d);
-      break;
-    case ACT_REPORT:
-      polling_report(d);
-      break;
-    case ACT_DOWNLOAD:
-      downloading_start(d);
-      break;
-    case ACT_INSTALL:
-      installing_start(d);
-      break;
-    case ACT_COMPLETE:
-      installing_complete(d);
-      break;
-    case ACT_FAIL:
-      d->t_done_ms = now_ms(d);
-      failed_finish(d);
-      break;
-    case ACT__COUNT:
-      break;
-  }
+  uv_timer_start(&d->retry_timer, on_retry_timer, delay, 0);
 }
 
 static void apply(device *d, enum dev_event ev, const char *detail) {
@@ -182,18 +168,10 @@ static void apply(device *d, enum dev_event ev, const char *detail) {
     d->failures = 0;
     backoff_reset(&d->bo);
   }
-  if (t.action == ACT_IDLE && !d->req.easy) {
-    /* between polls a device holds no request: the last URL and body go */
-    free(d->req_body);
-    free(d->req_url);
-    d->req_body = d->req_url = NULL;
-    d->req.url = NULL;
-    d->req.body = NULL;
-  }
-  if (t.action == ACT_POLL && d->o.connect_per_poll) d->req.fresh_connect = 1;
   if (d->o.on_step) d->o.on_step(d, &t);
   if (d->closing) return;
-  run_action(d, t.action);
+  device_action_fn fn = (unsigned)t.action < ACT__COUNT ? d->o.actions->run[t.action] : NULL;
+  if (fn) fn(d);
 }
 
 void device_fire(device *d, enum dev_event ev, const char *detail) {
@@ -242,10 +220,29 @@ char *device_url(const char *base, const char *path) {
   return u;
 }
 
+/* configured ? configured/path : {server}/dir/path */
+static char *service_url(const device *d, const char *configured, const char *dir,
+                         const char *path) {
+  if (configured) return device_url(configured, path);
+  if (!d->server_url) return NULL;
+  char *base = device_url(d->server_url, dir);
+  char *u = base ? device_url(base, path) : NULL;
+  free(base);
+  return u;
+}
+
+char *device_director_url(const device *d, const char *path) {
+  return service_url(d, d->o.cfg->director_server, "director", path);
+}
+
+char *device_repo_url(const device *d, const char *path) {
+  return service_url(d, d->o.cfg->repo_server, "repo", path);
+}
+
 /* ---- shutdown ---- */
 
 static void maybe_closed(device *d) {
-  if (!d->closing || d->work_busy || !d->timer_closed || !d->close_cb) return;
+  if (!d->closing || d->work_busy || d->handles_open || !d->close_cb) return;
   void (*cb)(device *) = d->close_cb;
   d->close_cb = NULL;
   cb(d);
@@ -253,7 +250,7 @@ static void maybe_closed(device *d) {
 
 static void on_timer_closed(uv_handle_t *h) {
   device *d = h->data;
-  d->timer_closed = true;
+  d->handles_open--;
   maybe_closed(d);
 }
 
@@ -266,8 +263,9 @@ void device_close(device *d, void (*cb)(device *d)) {
   d->closing = true;
   d->close_cb = cb;
   if (d->req.easy) http_cancel(&d->req);
-  uv_timer_stop(&d->timer);
-  uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+  uv_close((uv_handle_t *)&d->retry_timer, on_timer_closed);
+  uv_close((uv_handle_t *)&d->poll_timer, on_timer_closed);
+  if (d->watch_timer) uv_close((uv_handle_t *)d->watch_timer, on_timer_closed);
 }
 
 void device_free(device *d) {
@@ -280,7 +278,9 @@ void device_free(device *d) {
   tls_creds_free(&d->work_creds);
   free(d->work_in);
   keys_free(&d->ecu_key);
-  polling_free(d);
+  free(d->watch_timer);
+  d->watch_timer = NULL;
+  device_update_free(d);
   store_close(d->o.st);
   d->o.st = NULL;
 }

@@ -21,8 +21,8 @@
 #include <time.h>
 
 #include "../core/log.h"
-#include "../transport/p11.h"
-#include "states.h"
+#include "../crypto/p11.h"
+#include "credentials.h"
 
 /* Reads a whole small file; OTAD_ENOENT / OTAD_EIO with the path in eb. */
 static int read_file(const char *path, char **out, otad_errbuf *eb) {
@@ -98,7 +98,7 @@ static int import_from_token(const otad_config *c, char **key, char **cert, char
   return rc;
 }
 
-int import_device_credentials(device *d, tls_creds *out, char **url, otad_errbuf *eb) {
+int device_import_credentials(device *d, tls_creds *out, char **url, otad_errbuf *eb) {
   const otad_config *c = d->o.cfg;
   memset(out, 0, sizeof(*out));
   *url = NULL;

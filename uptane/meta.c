@@ -2,7 +2,7 @@
  * UTC time parser, expiry, and checking a document against its parent's record of it
  * (version, length, hashes). Also the failure kinds and how they map to OTAD_E* codes.
  */
-#include "uptane_internal.h"
+#include "internal.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 #include <wolfssl/wolfcrypt/sha256.h>
 #include <wolfssl/wolfcrypt/sha512.h>
 
-#include "canonical_json.h"
+#include "../core/canonical_json.h"
 
 const char *uptane_fail_name(enum uptane_fail f) {
   switch (f) {

@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "../core/log.h"
-#include "../transport/hash.h"
+#include "../crypto/hash.h"
 #include "device_data.h"
-#include "states.h"
+#include "request.h"
 
 #define SMALL_FILE_MAX (256 * 1024) /* /proc/cpuinfo of a many-core machine fits */
 
@@ -409,7 +409,7 @@ static void data_next(device *d) {
       break;
     }
     device_log(d, LOG_DEBUG, "%s %s: %s changed", k->method, url, k->name);
-    int rc = states_request(d, k->method, url, body, k->content_type, 0, &d->creds, on_data_sent);
+    int rc = device_request(d, k->method, url, body, k->content_type, 0, &d->creds, on_data_sent);
     if (rc) {
       device_log(d, LOG_WARN, "device data not sent: %s", otad_strerror(rc));
       break;

@@ -6,7 +6,7 @@
  * counting is by key material, not keyid, so one key listed under two keyids cannot sign
  * twice.
  */
-#include "uptane_internal.h"
+#include "internal.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -24,7 +24,7 @@
 #include <wolfssl/wolfcrypt/rsa.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
-#include "canonical_json.h"
+#include "../core/canonical_json.h"
 
 /* Largest RSA key we verify with (bits); the smallest is 2048. */
 #define UPTANE__RSA_MAX_BITS 8192

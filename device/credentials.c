@@ -12,7 +12,10 @@
 #include <string.h>
 
 #include "../core/log.h"
-#include "states.h"
+#include "../storage/credzip.h"
+#include "credentials.h"
+
+#include <unistd.h>
 
 /* Writes the four files of a set; the pending record must already be stored. */
 static int write_set(device *d, const char *key, const char *chain, const char *ca,
@@ -92,4 +95,17 @@ bool credentials_load_stored(device *d) {
   if (tls_cert_info_pem(cert, &ci, &eb) == 0) snprintf(d->uuid, sizeof(d->uuid), "%s", ci.cn);
   else device_log(d, LOG_WARN, "stored client.pem: %s", eb.msg);
   return true;
+}
+
+/* The fleet key must not outlive provisioning on the device, also when a crash came
+ * between storing the credentials and stripping the zip (a no-op once it is gone). */
+void credentials_strip_fleet_key(device *d) {
+  const otad_config *cfg = d->o.cfg;
+  otad_errbuf eb = {{0}};
+  if (d->o.shared_prov || !cfg->provision_path || config_mode(cfg) == PROVISION_SHARED_CRED_REUSE)
+    return;
+  if (access(cfg->provision_path, F_OK) != 0) return;
+  if (credzip_strip_fleet_key(cfg->provision_path, &eb))
+    device_log(d, LOG_WARN, "could not remove the fleet key from %s: %s", cfg->provision_path,
+               eb.msg);
 }

@@ -17,7 +17,7 @@
 #include <stdio.h>
 
 #include "histogram.h"
-#include "machine.h"
+#include "core/machine.h"
 
 enum fleet_req_kind {
   FR_REGISTER,    /* POST /devices */

@@ -7,7 +7,7 @@
  * 10), which stops a compromised director from sending an image meant for other hardware
  * or an image the image repository never signed.
  */
-#include "uptane_internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -5,7 +5,9 @@
  * device holds no pointers to globals: the loop, HTTP client, config and journal it uses
  * are handed in by its owner, and shared read-only or through their own interfaces. Every
  * change of state goes through device_fire(), which asks machine_step() for the next state,
- * journals the transition and performs the action (actions live in states/).
+ * journals the transition and performs the action. The runtime does not know which
+ * functions the actions are: its owner hands it a table (device_opts.actions; states/
+ * builds the real one), so this folder never includes a state.
  */
 #ifndef OTAD_DEVICE_H
 #define OTAD_DEVICE_H
@@ -16,20 +18,29 @@
 
 #include "../storage/store.h"
 #include "../transport/http.h"
-#include "../transport/keys.h"
-#include "../transport/tls.h"
-#include "backoff.h"
-#include "config.h"
-#include "error.h"
-#include "journal.h"
-#include "machine.h"
-#include "rng.h"
+#include "../uptane/keys.h"
+#include "../crypto/tls.h"
+#include "../core/backoff.h"
+#include "../core/config.h"
+#include "../core/error.h"
+#include "../core/journal.h"
+#include "../core/machine.h"
+#include "../core/rng.h"
 #include "update.h"
 
 typedef struct device device;
 
 /* Told when the device reaches a final state (provisioned or failed). */
 typedef void (*device_done_fn)(device *d);
+
+/* One action of the state machine: starts its work and raises the next event when done. */
+typedef void (*device_action_fn)(device *d);
+
+/* What the runtime runs for each action of the table (indexed by enum dev_action); a NULL
+ * entry does nothing. */
+typedef struct device_actions {
+  device_action_fn run[ACT__COUNT];
+} device_actions;
 
 /* How a device is set up by its owner. */
 typedef struct device_opts {
@@ -55,6 +66,7 @@ typedef struct device_opts {
   bool check_only;            /* otad check: the first verified update ends the run
                                  (d->upd->check_available); nothing is downloaded and no
                                  pending installation is completed */
+  const device_actions *actions; /* required: states_actions (states/states.h), or a test's */
   device_done_fn done;
   void *data;                 /* the owner's */
 
@@ -97,7 +109,12 @@ struct device {
   http_request req;
   char *req_body;
   char *req_url;
-  uv_timer_t timer;       /* backoff */
+  uv_timer_t retry_timer; /* backoff, or a wait for the next cycle: raises retry */
+  uv_timer_t poll_timer;  /* the next update cycle: raises poll */
+  uv_timer_t *watch_timer; /* DeviceCred daemon: re-reads the [import] files (heap, made
+                              only for a device that watches them) */
+  void (*watch_cb)(device *d);
+  int handles_open;       /* timers not closed yet (device_close) */
   uv_work_t work;         /* key generation on the thread pool */
   int work_rc;
   otad_errbuf work_eb;
@@ -106,7 +123,6 @@ struct device {
   tls_creds work_creds;   /* output of a PKCS#12 parse on the thread pool */
   bool work_busy;
   bool closing;
-  bool timer_closed;
   void (*close_cb)(device *d);
   backoff bo;
   rng rng;
@@ -150,7 +166,34 @@ void device_log(const device *d, int level, const char *fmt, ...)
  * polling_sec +- 10 %. */
 uint64_t device_poll_delay_ms(device *d);
 
+/* [uptane] polling_sec in ms (10 s when unset). */
+uint64_t device_polling_period_ms(const device *d);
+
+/* Arms the poll timer: poll is raised after delay_ms (replacing an earlier arming). */
+void device_poll_in(device *d, uint64_t delay_ms);
+
+/* Calls cb(d) every period_ms until device_watch_stop() or device_close(). Returns 0 or
+ * OTAD_ENOMEM. */
+int device_watch_start(device *d, uint64_t period_ms, void (*cb)(device *d));
+
+/* Stops the watch timer (no-op when none runs). */
+void device_watch_stop(device *d);
+
+/* The action backoff: arms the retry timer (exponential, with jitter and the server's
+ * Retry-After), or raises give_up once max_retries failures came in a row. */
+void device_backoff(device *d);
+
+/* The action wait_cycle: arms the retry timer for one polling interval (+- 10 %); in a
+ * one-shot run raises give_up instead. */
+void device_wait_cycle(device *d);
+
 /* Joins a URL: server + path, without a doubled '/'. Heap string. */
 char *device_url(const char *base, const char *path);
+
+/* The director's URL for path: [uptane] director_server, else {server}/director. Heap. */
+char *device_director_url(const device *d, const char *path);
+
+/* The image repository's URL for path: [uptane] repo_server, else {server}/repo. Heap. */
+char *device_repo_url(const device *d, const char *path);
 
 #endif

@@ -52,7 +52,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "error.h"
+#include "../core/error.h"
 
 /* Size caps for each metadata fetch (enforced by the fetch layer, checked again here). */
 #define UPTANE_MAX_ROOT_SIZE (64 * 1024)

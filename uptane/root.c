@@ -5,7 +5,7 @@
  * rotation keeps the old root. Expiry is a separate call because only the last root of a
  * chain must be current (Uptane 5.4.4.3): intermediate roots may long have expired.
  */
-#include "uptane_internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -32,8 +32,8 @@
 #include <wolfssl/wolfcrypt/rsa.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
-#include "p11.h"
-#include "tls.h"
+#include "../crypto/p11.h"
+#include "../crypto/tls.h"
 
 /* A parsed private key: at most one of rsa/ed is initialised, as is_rsa/is_ed say. */
 typedef struct keys__parsed {

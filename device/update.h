@@ -10,7 +10,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../core/uptane.h"
+#include "../core/error.h"
+#include "../storage/store.h"
+#include "../uptane/target.h"
+#include "../uptane/uptane.h"
 
 /* Result codes of an installation report (PROTOCOL.md section 5). */
 #define UPDATE_OK "OK"
@@ -20,18 +23,6 @@
 #define UPDATE_DOWNLOAD_FAILED "DOWNLOAD_FAILED"
 #define UPDATE_INTERNAL_ERROR "INTERNAL_ERROR"
 #define UPDATE_NEED_COMPLETION "NEED_COMPLETION"
-
-/* The target the director assigned to the primary ECU, as verified. */
-typedef struct update_target {
-  char name[256];
-  char sha256[65];   /* lower-case hex; "" if the metadata lists none */
-  char sha512[129];  /* lower-case hex; "" if none */
-  uint64_t length;
-  char uri[1024];    /* custom.uri of the image target, "" = {repo}/targets/NAME */
-  char format[16];   /* custom.targetFormat: BINARY / OSTREE, "" unknown */
-  char version[64];  /* custom.version, "" unknown */
-  char correlation_id[128];
-} update_target;
 
 /* The outcome of an attempt, waiting to be reported in the next manifest. */
 typedef struct update_result {
@@ -44,8 +35,10 @@ typedef struct update_result {
 } update_result;
 
 struct device;
+#include <cjson/cJSON.h>
 
-typedef struct device_update {
+typedef struct device_update device_update;
+struct device_update {
   uptane_director director; /* trusted director metadata */
   uptane_image image;       /* trusted image repository metadata */
   bool director_parsed;     /* director: restored from storage (once per run) */
@@ -61,6 +54,8 @@ typedef struct device_update {
   int fd;                   /* the .part file, -1 when closed */
   uint64_t received;        /* bytes in the .part file */
   void *hash;               /* downloading.c's private state: running hashes, file (owns) */
+  void (*download_release)(struct device_update *u); /* frees hash and the paths; set by
+                                                        the download that made them */
   char *part_path;
   char *image_path;         /* final path once downloaded and verified */
   /* which events of this attempt are queued (events.h); cleared for each new target */
@@ -79,6 +74,40 @@ typedef struct device_update {
   bool boot_checked;        /* this run looked for an installation a reboot completed */
   bool reboot_requested;    /* this run installed with need_reboot: reboot_command next */
   bool check_available;     /* otad check: the verified target (in target) is available */
-} device_update;
+};
+
+/* Allocates d->upd on first use and restores what earlier runs stored: the trusted
+ * director metadata and a report a crash kept from being sent. 0 or OTAD_ENOMEM. */
+int device_update_ensure(struct device *d);
+
+/* Frees d->upd, the metadata it holds and the download's state (safe when NULL). */
+void device_update_free(struct device *d);
+
+/* Parses the stored image-repository metadata back into d->upd->image (a stored document
+ * that no longer verifies is dropped with a warning, and fetched again). */
+void device_update_restore_image(struct device *d);
+
+/* Drops the parsed image metadata between cycles (the stored bytes stay trusted). */
+void device_update_forget_image(struct device *d);
+
+/* The Uptane key, ECU serial and hardware ID, from storage when this run did not make them.
+ * 0, or an error with eb filled (no stored key, unreadable key). */
+int device_ecu_identity(struct device *d, otad_errbuf *eb);
+
+/* Records the outcome of an attempt (d->upd->target) for the next manifest, kept in the
+ * store until a manifest carrying it is accepted. */
+void device_set_result(struct device *d, bool success, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Forgets the result (memory and store): a manifest carrying it was accepted. */
+void device_clear_result(struct device *d);
+
+/* True when the target stored under key (STORE_INSTALLED_TARGET, STORE_PENDING_TARGET) is
+ * name with that sha256. */
+bool device_stored_target_is(store *st, const char *key, const char *name, const char *sha256);
+
+/* The director's target (name -> target) for the ECU serial in the stored or trusted
+ * targets list, or NULL; serial NULL: the first target naming any ECU. */
+const cJSON *device_target_for_ecu(const cJSON *targets, const char *serial);
 
 #endif

@@ -7,7 +7,7 @@
  * trusted copy only when all passed. Restored documents (from the caller's storage) are
  * checked for signature and form only; uptane_image_check() relinks everything before use.
  */
-#include "uptane_internal.h"
+#include "internal.h"
 
 #include <fnmatch.h>
 #include <stdio.h>
