@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,24 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Disk space reserved past the journal's end (fallocate, KEEP_SIZE): a full disk must not
+ * cost the journal its rows, or a replay of the run would stop at the gap. Renewed when
+ * less than half of it is left; where the file system cannot reserve, rows are written as
+ * they come. */
+#define JOURNAL_RESERVE (32 * 1024)
+
 struct journal {
   int fd;
+  off_t end;      /* the file's size as we wrote it */
+  off_t reserved; /* space is reserved up to here */
 };
+
+/* Tops the reserve up to JOURNAL_RESERVE past the end when less than half is left. */
+static void reserve(journal *j) {
+  if (j->reserved - j->end >= JOURNAL_RESERVE / 2) return;
+  if (fallocate(j->fd, FALLOC_FL_KEEP_SIZE, j->end, JOURNAL_RESERVE) == 0)
+    j->reserved = j->end + JOURNAL_RESERVE;
+}
 
 journal *journal_open(const char *path, otad_errbuf *eb) {
   int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -33,6 +49,10 @@ journal *journal_open(const char *path, otad_errbuf *eb) {
     return NULL;
   }
   j->fd = fd;
+  j->end = lseek(fd, 0, SEEK_END);
+  j->reserved = 0;
+  if (j->end < 0) j->end = 0;
+  reserve(j);
   return j;
 }
 
@@ -105,10 +125,18 @@ int journal_record(journal *j, const char *label, const char *id, const transiti
   put_json_string(line, cap, &p, detail ? detail : "");
   line[p++] = '}';
   line[p++] = '\n';
+  reserve(j);
   ssize_t w;
   do {
     w = write(j->fd, line, p);
   } while (w < 0 && errno == EINTR);
+  if (w > 0 && w < (ssize_t)p) {
+    /* a full disk took part of the line: cut it off again, so the journal stays whole
+     * lines (a replay would stop at a torn one) and the next record starts clean */
+    if (ftruncate(j->fd, j->end) != 0) return OTAD_EIO;
+    return OTAD_ENOSPC;
+  }
+  if (w == (ssize_t)p) j->end += w;
   return w == (ssize_t)p ? 0 : OTAD_EIO;
 }
 

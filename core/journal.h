@@ -18,10 +18,12 @@
 
 typedef struct journal journal;
 
-/* Opens path for appending (created 0640). Returns NULL with eb filled on failure. */
+/* Opens path for appending (created 0640) and reserves 32 KiB past its end, so rows keep
+ * being written when the disk fills up. Returns NULL with eb filled on failure. */
 journal *journal_open(const char *path, otad_errbuf *eb);
 
-/* Appends one transition. label, id and detail may be NULL. Returns 0 or OTAD_EIO. */
+/* Appends one transition as one whole line (a line the disk could only take part of is cut
+ * off again). label, id and detail may be NULL. Returns 0, OTAD_ENOSPC or OTAD_EIO. */
 int journal_record(journal *j, const char *label, const char *id, const transition *t,
                    const char *detail);
 

@@ -51,6 +51,8 @@ static const transition table[] = {
     {ST_POLLING, EV_CONFIG_ERROR, ST_FAILED, ACT_FAIL},
     {ST_POLLING, EV_CREDENTIALS_CHANGED, ST_UNPROVISIONED, ACT_INSPECT},
     {ST_POLLING, EV_REBOOTED, ST_INSTALLING, ACT_COMPLETE},
+    {ST_POLLING, EV_METADATA, ST_POLLING, ACT_WALK},
+    {ST_POLLING, EV_RUN_OVER, ST_POLLING, ACT_END},
 
     {ST_DOWNLOADING, EV_DOWNLOADED, ST_INSTALLING, ACT_INSTALL},
     {ST_DOWNLOADING, EV_DOWNLOAD_FAILED, ST_POLLING, ACT_REPORT},
@@ -103,4 +105,3 @@ int machine_action_from_name(const char *name) {
   return lookup(action_names, ACT__COUNT, name);
 }
 
-bool machine_state_is_final(enum dev_state s) { return s == ST_PROVISIONED || s == ST_FAILED; }

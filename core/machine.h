@@ -17,6 +17,9 @@
  *   polling (idle) --poll--> polling ...
  *   polling --rebooted--> installing (complete) --installed--> polling (report): the first
  *   poll after a reboot finishes an installation that needed one (need_reboot).
+ * Inside a cycle every metadata document the walk (uptane/walk.h) verified is a row of its
+ * own: polling --metadata--> polling (walk), so a replay sees where a cycle stopped. A
+ * one-shot run (`otad once`, `otad check`) ends with polling --run_over--> polling (end).
  */
 #ifndef OTAD_MACHINE_H
 #define OTAD_MACHINE_H
@@ -60,7 +63,9 @@
   X(EV_INSTALL_FAILED, "install_failed") /* pacman failed */                           \
   X(EV_NEED_REBOOT, "need_reboot")     /* installed; a reboot completes it */           \
   X(EV_REBOOTED, "rebooted")           /* first poll since a reboot that need_reboot awaited */ \
-  X(EV_REPORTED, "reported")           /* the manifest with the report was accepted */
+  X(EV_REPORTED, "reported")           /* the manifest with the report was accepted */ \
+  X(EV_METADATA, "metadata")           /* a metadata document verified (or a root chain's end) */ \
+  X(EV_RUN_OVER, "run_over")           /* once/check: the run has what it came for */
 
 #define DEVICE_ACTIONS(X)                                                      \
   X(ACT_NONE, "none")                                                          \
@@ -78,7 +83,9 @@
   X(ACT_INSTALL, "install")         /* hand the image to the package manager */  \
   X(ACT_COMPLETE, "complete")       /* the reboot happened: record it installed */ \
   X(ACT_REPORT, "report")           /* send the manifest with the report */      \
-  X(ACT_FAIL, "fail")               /* failed: tell the owner */
+  X(ACT_FAIL, "fail")               /* failed: tell the owner */                  \
+  X(ACT_WALK, "walk")               /* fetch the next metadata document, or decide */ \
+  X(ACT_END, "end")                 /* the run is over: tell the owner */
 
 enum dev_state {
 #define X_ENUM(e, n) e,
@@ -110,7 +117,5 @@ int machine_state_from_name(const char *name);
 int machine_event_from_name(const char *name);
 int machine_action_from_name(const char *name);
 
-/* True for states a run ends in (provisioned, failed). */
-bool machine_state_is_final(enum dev_state s);
 
 #endif

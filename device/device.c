@@ -164,7 +164,10 @@ static void apply(device *d, enum dev_event ev, const char *detail) {
     device_log(d, LOG_DEBUG, "%s --%s--> %s", machine_state_name(t.from),
                machine_event_name(ev), machine_state_name(t.to));
   d->state = t.to;
-  if (ev != EV_TRANSIENT_ERROR && ev != EV_RETRY && ev != EV_START && ev != EV_KEY_READY) {
+  /* a verified document is progress within a cycle, not the cycle's end: retries of a
+   * cycle that keeps failing later on must still add up to max_retries */
+  if (ev != EV_TRANSIENT_ERROR && ev != EV_RETRY && ev != EV_START && ev != EV_KEY_READY &&
+      ev != EV_METADATA) {
     d->failures = 0;
     backoff_reset(&d->bo);
   }

@@ -108,6 +108,7 @@ void device_update_free(device *d) {
   if (!u) return;
   uptane_director_free(&u->director);
   uptane_image_free(&u->image);
+  free(u->walk);
   if (u->download_release) u->download_release(u);
   free(u);
   d->upd = NULL;

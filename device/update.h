@@ -14,6 +14,7 @@
 #include "../storage/store.h"
 #include "../uptane/target.h"
 #include "../uptane/uptane.h"
+#include "../uptane/walk.h"
 
 /* Result codes of an installation report (PROTOCOL.md section 5). */
 #define UPDATE_OK "OK"
@@ -46,9 +47,10 @@ struct device_update {
   update_target target;     /* the update being handled */
   update_result result;
   int report_counter;
-  /* polling.c's own state: where the metadata walk of this cycle stands */
-  int step;                 /* enum poll_step in polling.c */
-  char need[UPTANE_MAX_NAME + 1]; /* the delegation being fetched */
+  /* polling.c's own state: the metadata walk of the cycle in progress (heap, only while
+     a cycle runs) and the ECU it walks for */
+  struct uptane_walk *walk;
+  uptane_ecu primary;
   bool cycle_failed;        /* this cycle's update failed (once: exit 1) */
   /* downloading.c's own state */
   int fd;                   /* the .part file, -1 when closed */

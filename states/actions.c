@@ -20,4 +20,6 @@ const device_actions states_actions = {{
     [ACT_COMPLETE] = installing_complete,
     [ACT_REPORT] = polling_report,
     [ACT_FAIL] = failed_finish,
+    [ACT_WALK] = polling_walk,
+    [ACT_END] = polling_end,
 }};

@@ -28,6 +28,7 @@
 #include "../core/canonical_json.h"
 #include "../core/log.h"
 #include "../uptane/uptane.h"
+#include "../uptane/walk.h"
 #include "../core/utf8.h"
 #include "../device/device_data.h"
 #include "../device/events.h"
@@ -36,220 +37,121 @@
 #include "../device/request.h"
 #include "states.h"
 
-enum poll_step {
-  STEP_MANIFEST,
-  STEP_DIR_ROOT,
-  STEP_DIR_TARGETS,
-  STEP_IMG_ROOT,
-  STEP_IMG_TIMESTAMP,
-  STEP_IMG_SNAPSHOT,
-  STEP_IMG_TARGETS,
-  STEP_IMG_DELEGATION,
-};
-
-
-static void next_step(device *d);
-
-/* ---- the walk ---- */
+/* ---- the walk (uptane/walk.h): one GET per document, one journal row per document ---- */
 
 static void verification_failed(device *d, const uptane_err *err) {
   device_log(d, LOG_ERROR, "Uptane verification failed (%s): %s; keeping the trusted metadata",
              uptane_fail_name(err->fail), err->eb.msg);
   device_set_result(d, false, UPDATE_VERIFICATION_FAILED, "%s: %s",
-                     uptane_fail_name(err->fail), err->eb.msg);
+                    uptane_fail_name(err->fail), err->eb.msg);
   device_fire(d, EV_VERIFICATION_FAILED, err->eb.msg);
 }
 
-static void store_doc(device *d, const char *name, const http_request *r) {
-  otad_errbuf eb = {{0}};
-  if (store_write(d->o.st, name, r->resp, r->resp_len, false, &eb) != 0)
-    device_log(d, LOG_WARN, "could not store %s: %s", name, eb.msg);
+/* Where each verified document is kept (delegations are fetched again when needed). */
+static const char *store_name(enum uptane_walk_doc doc) {
+  switch (doc) {
+    case UPTANE_DOC_DIRECTOR_ROOT: return STORE_DIRECTOR_ROOT;
+    case UPTANE_DOC_DIRECTOR_TARGETS: return STORE_DIRECTOR_TARGETS;
+    case UPTANE_DOC_IMAGE_ROOT: return STORE_IMAGE_ROOT;
+    case UPTANE_DOC_IMAGE_TIMESTAMP: return STORE_IMAGE_TIMESTAMP;
+    case UPTANE_DOC_IMAGE_SNAPSHOT: return STORE_IMAGE_SNAPSHOT;
+    case UPTANE_DOC_IMAGE_TARGETS: return STORE_IMAGE_TARGETS;
+    default: return NULL;
+  }
+}
+
+/* "director 2.root.json", "image delegations/x.json": what a journal row names. */
+static void doc_label(const uptane_walk *w, char *out, size_t n) {
+  snprintf(out, n, "%s %s", w->repo == UPTANE_REPO_DIRECTOR ? "director" : "image", w->path);
 }
 
 static void on_fetched(http_request *r);
 
-static void fetch(device *d, char *url, size_t cap, const char *what) {
-  device_log(d, LOG_DEBUG, "GET %s", url ? url : "?");
-  device_send(d, "GET", what, url, NULL, cap, &d->creds, on_fetched);
-}
-
-static const uptane_ecu *primary_ecu(device *d, uptane_ecu *e) {
-  e->serial = d->ecu_serial;
-  e->hwid = d->ecu_hwid;
-  return e;
-}
-
-/* The director's target for the primary ECU, or NULL. */
-static const cJSON *director_target_for_primary(device *d) {
-  return device_target_for_ecu(uptane_director_target_list(&d->upd->director), d->ecu_serial);
-}
-
-static const char *hash_of(const cJSON *target, const char *alg) {
-  const cJSON *h = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(target, "hashes"), alg);
-  return cJSON_IsString(h) ? h->valuestring : "";
-}
-
-/* Everything verified: copy the target out and go. */
-static void update_found(device *d, const cJSON *dt) {
-  device_update *u = d->upd;
-  uptane_err err;
-  uptane_ecu e;
-  if (uptane_verify_update(&u->director, &u->image, primary_ecu(d, &e), 1, time(NULL), &err)) {
-    verification_failed(d, &err);
-    return;
+/* The director assigns a target: the walk goes into the image repository unless the
+ * target is installed already or waits for a reboot. False when the cycle ended here. */
+static bool assigned_is_new(device *d, uptane_walk *w) {
+  if (device_stored_target_is(d->o.st, STORE_INSTALLED_TARGET, w->assigned, w->assigned_sha256)) {
+    device_log(d, LOG_DEBUG, "%s is installed already", w->assigned);
+    device_fire(d, EV_NO_UPDATE, "installed already");
+    return false;
   }
-  const cJSON *it = NULL;
-  char need[UPTANE_MAX_NAME + 1];
-  uptane_image_find(&u->image, dt->string, &it, need, &err);
-  update_target *t = &u->target;
-  memset(t, 0, sizeof(*t));
-  snprintf(t->name, sizeof(t->name), "%s", dt->string);
-  snprintf(t->sha256, sizeof(t->sha256), "%s", hash_of(dt, "sha256"));
-  snprintf(t->sha512, sizeof(t->sha512), "%s", hash_of(dt, "sha512"));
-  const cJSON *len = cJSON_GetObjectItemCaseSensitive(dt, "length");
-  t->length = cJSON_IsNumber(len) ? (uint64_t)len->valuedouble : 0;
-  const cJSON *custom = cJSON_GetObjectItemCaseSensitive(it, "custom"), *v;
-  if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(custom, "uri")))
-    snprintf(t->uri, sizeof(t->uri), "%s", v->valuestring);
-  if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(custom, "targetFormat")))
-    snprintf(t->format, sizeof(t->format), "%s", v->valuestring);
-  if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(custom, "version")))
-    snprintf(t->version, sizeof(t->version), "%s", v->valuestring);
-  const char *corr = uptane_director_correlation_id(&u->director);
-  snprintf(t->correlation_id, sizeof(t->correlation_id), "%s", corr ? corr : "");
+  if (device_stored_target_is(d->o.st, STORE_PENDING_TARGET, w->assigned, w->assigned_sha256)) {
+    device_log(d, LOG_INFO, "%s is installed and waits for a reboot to complete", w->assigned);
+    device_fire(d, EV_NO_UPDATE, "reboot pending");
+    return false;
+  }
+  if (!d->upd->image_parsed) device_update_restore_image(d);
+  uptane_walk_into_image(w);
+  return true;
+}
+
+/* Everything verified: the target is in d->upd->target. */
+static void update_found(device *d) {
+  device_update *u = d->upd;
+  const update_target *t = &u->target;
   device_log(d, LOG_INFO, "update available: %s (%llu bytes)%s%s", t->name,
              (unsigned long long)t->length, t->version[0] ? ", version " : "", t->version);
   u->ev_download_started = u->ev_download_done = false; /* a new attempt */
   if (d->o.check_only) { /* otad check: the answer is known; nothing is fetched */
     u->check_available = true;
-    if (d->o.done) d->o.done(d);
+    device_fire(d, EV_RUN_OVER, t->name);
     return;
   }
   device_fire(d, EV_UPDATE_AVAILABLE, t->name);
 }
 
-/* Looks the director's target up in the image repository, fetching delegations on demand. */
-static void find_image_target(device *d) {
-  device_update *u = d->upd;
-  const cJSON *dt = director_target_for_primary(d), *it = NULL;
-  uptane_err err;
-  int rc = uptane_image_find(&u->image, dt->string, &it, u->need, &err);
-  if (rc == UPTANE_NEED_DELEGATION) {
-    u->step = STEP_IMG_DELEGATION;
-    char path[UPTANE_MAX_NAME + 32];
-    snprintf(path, sizeof(path), "delegations/%s.json", u->need);
-    fetch(d, device_repo_url(d, path), uptane_image_size_cap(&u->image, UPTANE_ROLE_TARGETS, u->need),
-          "GET image delegation");
-    return;
-  }
-  if (rc) {
-    verification_failed(d, &err);
-    return;
-  }
-  update_found(d, dt);
-}
-
-/* Chooses and starts the next GET of the walk, or ends the cycle. */
-static void next_step(device *d) {
-  device_update *u = d->upd;
-  uptane_err err;
-  char path[48];
-  switch (u->step) {
-    case STEP_DIR_ROOT:
-      snprintf(path, sizeof(path), "%lld.root.json", (long long)u->director.root.version + 1);
-      fetch(d, device_director_url(d, path), UPTANE_MAX_ROOT_SIZE, "GET director root");
-      return;
-    case STEP_DIR_TARGETS:
-      if (uptane_root_check_expiry(&u->director.root, time(NULL), &err)) {
-        verification_failed(d, &err);
+/* The action walk: asks the walk what comes next and does it. */
+void polling_walk(device *d) {
+  uptane_walk *w = d->upd->walk;
+  for (;;) {
+    switch (uptane_walk_next(w, time(NULL))) {
+      case UPTANE_WALK_FETCH: {
+        char what[64];
+        snprintf(what, sizeof(what), "GET %s", uptane_walk_doc_name(w->doc));
+        char *url = w->repo == UPTANE_REPO_DIRECTOR ? device_director_url(d, w->path)
+                                                    : device_repo_url(d, w->path);
+        device_log(d, LOG_DEBUG, "GET %s", url ? url : "?");
+        device_send(d, "GET", what, url, NULL, w->cap, &d->creds, on_fetched);
         return;
       }
-      fetch(d, device_director_url(d, "targets.json"), UPTANE_MAX_DIRECTOR_TARGETS_SIZE,
-            "GET director targets.json");
-      return;
-    case STEP_IMG_ROOT:
-      snprintf(path, sizeof(path), "%lld.root.json", (long long)u->image.root.version + 1);
-      fetch(d, device_repo_url(d, path), UPTANE_MAX_ROOT_SIZE, "GET image root");
-      return;
-    case STEP_IMG_TIMESTAMP:
-      if (uptane_root_check_expiry(&u->image.root, time(NULL), &err)) {
-        verification_failed(d, &err);
+      case UPTANE_WALK_ASSIGNED:
+        if (!assigned_is_new(d, w)) return;
+        continue;
+      case UPTANE_WALK_NO_UPDATE:
+        device_log(d, LOG_INFO, "no update assigned");
+        device_fire(d, EV_NO_UPDATE, NULL);
         return;
-      }
-      fetch(d, device_repo_url(d, "timestamp.json"), UPTANE_MAX_TIMESTAMP_SIZE,
-            "GET image timestamp.json");
-      return;
-    case STEP_IMG_SNAPSHOT:
-      if (!uptane_image_snapshot_needed(&u->image)) {
-        u->step = STEP_IMG_TARGETS;
-        next_step(d);
+      case UPTANE_WALK_UPDATE:
+        update_found(d);
         return;
-      }
-      fetch(d, device_repo_url(d, "snapshot.json"),
-            uptane_image_size_cap(&u->image, UPTANE_ROLE_SNAPSHOT, NULL), "GET image snapshot.json");
-      return;
-    case STEP_IMG_TARGETS:
-      if (!uptane_image_targets_needed(&u->image)) {
-        find_image_target(d);
+      case UPTANE_WALK_FAILED:
+        verification_failed(d, &w->err);
         return;
-      }
-      fetch(d, device_repo_url(d, "targets.json"),
-            uptane_image_size_cap(&u->image, UPTANE_ROLE_TARGETS, NULL), "GET image targets.json");
-      return;
-    default:
-      return;
+    }
   }
 }
 
-/* After the director's targets: is there anything for the primary ECU? */
-static void director_done(device *d) {
-  const cJSON *t = director_target_for_primary(d);
-  if (!t) {
-    device_log(d, LOG_INFO, "no update assigned");
-    device_fire(d, EV_NO_UPDATE, NULL);
-    return;
-  }
-  if (device_stored_target_is(d->o.st, STORE_INSTALLED_TARGET, t->string, hash_of(t, "sha256"))) {
-    device_log(d, LOG_DEBUG, "%s is installed already", t->string);
-    device_fire(d, EV_NO_UPDATE, "installed already");
-    return;
-  }
-  if (device_stored_target_is(d->o.st, STORE_PENDING_TARGET, t->string, hash_of(t, "sha256"))) {
-    device_log(d, LOG_INFO, "%s is installed and waits for a reboot to complete", t->string);
-    device_fire(d, EV_NO_UPDATE, "reboot pending");
-    return;
-  }
-  if (!d->upd->image_parsed) device_update_restore_image(d);
-  d->upd->step = STEP_IMG_ROOT;
-  next_step(d);
-}
-
+/* A document arrived (or did not): feed it to the walk, keep it, journal it. */
 static void on_fetched(http_request *r) {
   device *d = r->data;
-  device_update *u = d->upd;
+  uptane_walk *w = d->upd->walk;
   if (r->err == OTAD_ECANCELED) return;
-  const char *text = (const char *)r->resp;
-  size_t len = r->resp_len;
-  uptane_err err;
-  uptane_ecu e;
-  time_t now = time(NULL);
-  bool root_step = u->step == STEP_DIR_ROOT || u->step == STEP_IMG_ROOT;
-  /* The end of a root chain: the next version does not exist. */
-  if (root_step && !r->err && r->status == 404 &&
-      (u->step == STEP_DIR_ROOT ? u->director.root.version : u->image.root.version) > 0) {
-    u->step = u->step == STEP_DIR_ROOT ? STEP_DIR_TARGETS : STEP_IMG_TIMESTAMP;
+  char label[UPTANE_MAX_NAME + 48];
+  doc_label(w, label, sizeof(label));
+  if (!r->err && r->status == 404 && uptane_walk_absent(w)) { /* the end of a root chain */
     http_request_reset(r);
-    next_step(d);
+    strncat(label, ": none, the chain ends", sizeof(label) - strlen(label) - 1);
+    device_fire(d, EV_METADATA, label);
     return;
   }
   if (r->err == OTAD_ETOOBIG) {
     /* Endless data: more than the parent metadata (or the cap) allows is an attack, not
      * a hiccup. */
-    uptane_err big = {.fail = UPTANE_TOO_BIG};
-    snprintf(big.eb.msg, sizeof(big.eb.msg), "%s: %s", r->url ? r->url : "metadata", r->errmsg);
+    char what[sizeof(w->err.eb.msg)];
+    snprintf(what, sizeof(what), "%s: %s", r->url ? r->url : "metadata", r->errmsg);
+    uptane_walk_too_big(w, what);
     http_request_reset(r);
-    verification_failed(d, &big);
+    verification_failed(d, &w->err);
     return;
   }
   if (r->err || r->status < 200 || r->status >= 300) {
@@ -257,65 +159,17 @@ static void on_fetched(http_request *r) {
     http_request_reset(r);
     return;
   }
-  int rc = 0;
-  const char *store_as = NULL;
-  switch (u->step) {
-    case STEP_DIR_ROOT:
-      rc = uptane_director_root(&u->director, text, len, &err);
-      store_as = STORE_DIRECTOR_ROOT;
-      break;
-    case STEP_DIR_TARGETS:
-      rc = uptane_director_targets(&u->director, text, len, now, primary_ecu(d, &e), 1, &err);
-      store_as = STORE_DIRECTOR_TARGETS;
-      break;
-    case STEP_IMG_ROOT:
-      rc = uptane_image_root(&u->image, text, len, &err);
-      store_as = STORE_IMAGE_ROOT;
-      break;
-    case STEP_IMG_TIMESTAMP:
-      rc = uptane_image_timestamp(&u->image, text, len, now, &err);
-      store_as = STORE_IMAGE_TIMESTAMP;
-      break;
-    case STEP_IMG_SNAPSHOT:
-      rc = uptane_image_snapshot(&u->image, text, len, now, &err);
-      store_as = STORE_IMAGE_SNAPSHOT;
-      break;
-    case STEP_IMG_TARGETS:
-      rc = uptane_image_targets(&u->image, text, len, now, &err);
-      store_as = STORE_IMAGE_TARGETS;
-      break;
-    case STEP_IMG_DELEGATION:
-      rc = uptane_image_delegation(&u->image, u->need, text, len, now, &err);
-      break;
-  }
-  if (rc) {
+  if (uptane_walk_feed(w, (const char *)r->resp, r->resp_len, time(NULL)) != 0) {
     http_request_reset(r);
-    verification_failed(d, &err);
+    verification_failed(d, &w->err);
     return;
   }
-  if (store_as) store_doc(d, store_as, r);
+  const char *name = store_name(w->doc);
+  otad_errbuf eb = {{0}};
+  if (name && store_write(d->o.st, name, r->resp, r->resp_len, false, &eb) != 0)
+    device_log(d, LOG_WARN, "could not store %s: %s", name, eb.msg);
   http_request_reset(r);
-  switch (u->step) {
-    case STEP_DIR_ROOT:
-    case STEP_IMG_ROOT:
-      next_step(d); /* the next version of the chain */
-      return;
-    case STEP_DIR_TARGETS:
-      director_done(d);
-      return;
-    case STEP_IMG_TIMESTAMP:
-      u->step = STEP_IMG_SNAPSHOT;
-      next_step(d);
-      return;
-    case STEP_IMG_SNAPSHOT:
-      u->step = STEP_IMG_TARGETS;
-      next_step(d);
-      return;
-    case STEP_IMG_TARGETS:
-    case STEP_IMG_DELEGATION:
-      find_image_target(d);
-      return;
-  }
+  device_fire(d, EV_METADATA, label);
 }
 
 /* ---- the three actions ---- */
@@ -333,10 +187,18 @@ static void send_manifest(device *d, http_done_fn done) {
               &d->creds, done);
 }
 
-/* The manifest, the events and the device data are sent: walk the metadata. */
+/* The manifest, the events and the device data are sent: walk the metadata. The walk's
+ * state lives only while a cycle runs (an idle device does not hold it). */
 static void walk_metadata(device *d) {
-  d->upd->step = STEP_DIR_ROOT;
-  next_step(d);
+  device_update *u = d->upd;
+  if (!u->walk && !(u->walk = malloc(sizeof(*u->walk)))) {
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
+    return;
+  }
+  u->primary.serial = d->ecu_serial;
+  u->primary.hwid = d->ecu_hwid;
+  uptane_walk_begin(u->walk, &u->director, &u->image, &u->primary, 1, &u->target);
+  polling_walk(d);
 }
 
 static void send_device_data(device *d) { device_data_send(d, walk_metadata); }
@@ -379,7 +241,6 @@ void polling_poll(device *d) {
   u->cycle_failed = false;
   /* a new cycle: an earlier cycle's target must not name this cycle's failures */
   memset(&u->target, 0, sizeof(u->target));
-  u->step = STEP_MANIFEST;
   send_manifest(d, on_manifest_for_poll);
 }
 
@@ -434,10 +295,19 @@ void polling_idle(device *d) {
     d->upd->reboot_requested = false;
     device_reboot(d);
   }
+  if (d->upd) {
+    free(d->upd->walk);
+    d->upd->walk = NULL;
+  }
   if (d->o.one_shot) {
-    if (d->o.done) d->o.done(d);
+    device_fire(d, EV_RUN_OVER, NULL);
     return;
   }
   device_update_forget_image(d);
   device_poll_in(d, device_poll_delay_ms(d));
+}
+
+/* The action end: `otad once` or `otad check` has what it came for. */
+void polling_end(device *d) {
+  if (d->o.done) d->o.done(d);
 }

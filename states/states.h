@@ -50,6 +50,14 @@ void polling_idle(device *d);
 /* polling.c: sends the manifest carrying d->upd->result; raises reported. */
 void polling_report(device *d);
 
+/* polling.c: the action walk: the next metadata document of the cycle (fetched, verified,
+ * stored: raises metadata), or the cycle's verdict: no_update, update_available,
+ * verification_failed (run_over in `otad check`). */
+void polling_walk(device *d);
+
+/* polling.c: the action end: tells the owner that a one-shot run is over. */
+void polling_end(device *d);
+
 /* downloading.c: streams d->upd->target to [pacman] images_path (resuming a .part file
  * with Range), hashing as it goes; raises downloaded (d->upd->image_path set),
  * download_failed (d->upd->result filled: hash or length mismatch, nothing kept) or

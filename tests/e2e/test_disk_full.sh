@@ -188,5 +188,5 @@ dev_json "$id" | jq -e '.installation_report.success==true and .installed_target
 	fail "3: the server does not see fw-3.bin installed"
 [ "$(openssl x509 -in "$st/client.pem" -noout -subject -nameopt RFC2253 | sed 's/.*CN=\([^,]*\).*/\1/')" = "$uuid" ] ||
 	fail "the device identity changed"
-"$OTAD_BIN/otad-replay" "$st/journal.jsonl" >/dev/null || fail "the journal does not replay"
+"$OTAD_BIN/otad-replay" "$st/journal.jsonl" >"$WORK/replay.out" || { cat "$WORK/replay.out"; fail "the journal does not replay"; }
 pass "3. freed: fw-3.bin downloaded, installed and reported; the same device identity throughout"
