@@ -71,9 +71,9 @@ typedef struct device_opts {
   void *data;                 /* the owner's */
 
   /* Fleet simulation (all optional; zero = as the agent behaves). */
-  bool hash_only_download;    /* stream the target through the hashes and the length check
-                                 and keep nothing (no file); the image path is then a
-                                 placeholder, so only [pacman] type none can install it */
+  struct image_sink *(*image_sink)(void); /* where downloads go (storage/image.h); NULL =
+                                 files in the images directory. The fleet: hash-only (nothing
+                                 kept; only [pacman] type none can install such an image) */
   bool connect_per_poll;      /* each poll opens a new connection (resuming the device's
                                  TLS session when it can) instead of reusing a pooled one */
   long http_max_idle_s;       /* http_request.max_idle_s of every request (0 = curl's) */

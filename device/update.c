@@ -95,7 +95,6 @@ int device_update_ensure(device *d) {
   if (d->upd) return 0;
   d->upd = calloc(1, sizeof(*d->upd));
   if (!d->upd) return OTAD_ENOMEM;
-  d->upd->fd = -1;
   uptane_director_init(&d->upd->director);
   uptane_image_init(&d->upd->image);
   restore_director(d);

@@ -53,12 +53,11 @@ struct device_update {
   uptane_ecu primary;
   bool cycle_failed;        /* this cycle's update failed (once: exit 1) */
   /* downloading.c's own state */
-  int fd;                   /* the .part file, -1 when closed */
-  uint64_t received;        /* bytes in the .part file */
-  void *hash;               /* downloading.c's private state: running hashes, file (owns) */
-  void (*download_release)(struct device_update *u); /* frees hash and the paths; set by
-                                                        the download that made them */
-  char *part_path;
+  uint64_t received;        /* bytes of the target the image sink holds */
+  void *download;           /* downloading.c's private state: running hashes, the image
+                               sink (owns) */
+  void (*download_release)(struct device_update *u); /* frees download and image_path; set
+                                                        by the download that made them */
   char *image_path;         /* final path once downloaded and verified */
   /* which events of this attempt are queued (events.h); cleared for each new target */
   bool ev_download_started;

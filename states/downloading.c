@@ -1,7 +1,8 @@
 /* downloading.c - the assigned target, streamed to [pacman] images_path.
  *
- * The body goes from curl's buffer straight to a `.part` file (O_APPEND) and into a
- * running SHA-256/512, so memory does not grow with the target. The `.part` file is named
+ * The body goes from curl's buffer straight to the device's image sink (storage/image.h:
+ * a `.part` file, or a count in the fleet) and into a running SHA-256/512, so memory does
+ * not grow with the target. The `.part` file is named
  * after the target's hash, so an interrupted download is found again by the next attempt
  * (a retry after a network error, or the next run): its bytes are hashed afresh on the
  * thread pool (the hash state is not persisted) and the rest is asked for with Range. A
@@ -23,32 +24,27 @@
  * EcuDownloadCompleted with success once it ends (the report action queues the failure of
  * an attempt whose retries ran out).
  *
- * Fleet simulation (device_opts.hash_only_download): the body goes through the running
- * hashes and the length check only and is then dropped, so thousands of devices write no
- * files; a retry resumes with Range from the hash state kept in memory. The "image path"
- * is then mem:<hash>, which only [pacman] type none accepts (it records, never reads).
+ * Fleet simulation (device_opts.image_sink = image_sink_hash_only_new): the body goes
+ * through the running hashes and the length check only and is then dropped, so thousands
+ * of devices write no files; a retry resumes with Range from the hash state kept in
+ * memory. The "image path" is then mem:<hash>, which only [pacman] type none accepts.
  *
- * Private state hangs on d->upd->hash (a dl_state); device_update_free() frees it through
- * u->download_release.
+ * Private state hangs on d->upd->download (a dl_state, with the sink); device_update_free()
+ * frees it through u->download_release.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
-#include <cjson/cJSON.h>
 
 #include "../core/log.h"
 #include "../crypto/hash.h"
 #include "../device/events.h"
 #include "../storage/fsutil.h"
+#include "../storage/image.h"
 #include "states.h"
 
 #define LOW_SPEED_LIMIT 100   /* bytes/s ... */
@@ -59,9 +55,10 @@
 enum dl_job { JOB_REHASH, JOB_VERIFY_FINAL, JOB_FINISH };
 
 typedef struct dl_state {
-  hash_ctx h;           /* bytes [0, received) of the .part file, when h_valid */
+  image_sink *sink;     /* where the bytes go (owned) */
+  hash_ctx h;           /* bytes [0, received) held by the sink, when h_valid */
   bool h_valid;
-  char *final_path;     /* images_path/<sha256>: where the verified image goes */
+  char base[140];       /* the image the sink is open for ("" none yet) */
   enum dl_job job;      /* what the thread pool does (d->work) */
   uint64_t job_len;     /* JOB_REHASH: bytes of the .part file to hash */
   char got256[65], got512[129]; /* JOB_VERIFY_FINAL: the final file's digests */
@@ -77,18 +74,32 @@ static void verify_complete(device *d);
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static dl_state *dl_get(device_update *u) {
-  if (!u->hash) {
-    u->hash = calloc(1, sizeof(dl_state));
-    u->fd = -1; /* first use: the field was never set by us */
+/* The download's state, and its sink, made on first use. */
+static dl_state *dl_get(device *d) {
+  device_update *u = d->upd;
+  if (!u->download) {
+    dl_state *s = calloc(1, sizeof(dl_state));
+    if (!s) return NULL;
+    if (d->o.image_sink) {
+      s->sink = d->o.image_sink();
+    } else {
+      char *dir = storage_images_dir(d->o.cfg);
+      s->sink = dir ? image_sink_file_new(dir, d->label) : NULL;
+      free(dir);
+    }
+    if (!s->sink) {
+      free(s);
+      return NULL;
+    }
+    u->download = s;
     u->download_release = release;
   }
-  return u->hash;
+  return u->download;
 }
 
 static void close_part(device_update *u) {
-  if (u->part_path && u->fd >= 0) close(u->fd);
-  u->fd = -1;
+  dl_state *s = u->download;
+  if (s) s->sink->ops->close(s->sink);
 }
 
 static void forget_hash(dl_state *s) {
@@ -96,11 +107,11 @@ static void forget_hash(dl_state *s) {
   s->h_valid = false;
 }
 
-/* Deletes the .part file and everything known about it. */
+/* Deletes the held bytes and everything known about them. */
 static void discard_part(device_update *u) {
-  dl_state *s = u->hash;
-  close_part(u);
-  if (u->part_path) unlink(u->part_path);
+  dl_state *s = u->download;
+  otad_errbuf eb = {{0}};
+  if (s) s->sink->ops->discard(s->sink, false, &eb);
   u->received = 0;
   if (s) forget_hash(s);
 }
@@ -108,17 +119,15 @@ static void discard_part(device_update *u) {
 /* Closes the .part file and frees the download's state and paths (device_update_free
  * calls it through u->download_release; safe to call twice). */
 static void release(device_update *u) {
-  dl_state *s = u->hash;
-  close_part(u);
+  dl_state *s = u->download;
   if (s) {
+    s->sink->ops->free(s->sink);
     forget_hash(s);
-    free(s->final_path);
     free(s);
   }
-  u->hash = NULL;
-  free(u->part_path);
+  u->download = NULL;
   free(u->image_path);
-  u->part_path = u->image_path = NULL;
+  u->image_path = NULL;
   u->received = 0;
 }
 
@@ -143,22 +152,6 @@ static char *target_url(device *d) {
   char *url = device_repo_url(d, path);
   free(path);
   return url;
-}
-
-/* Removes .part files of other targets (an abandoned assignment) from dir. */
-static void remove_stale_parts(device *d, const char *dir, const char *keep) {
-  DIR *dh = opendir(dir);
-  if (!dh) return;
-  const char *keep_base = strrchr(keep, '/') ? strrchr(keep, '/') + 1 : keep;
-  struct dirent *e;
-  while ((e = readdir(dh))) {
-    size_t n = strlen(e->d_name);
-    if (n <= 5 || strcmp(e->d_name + n - 5, ".part") != 0 || strcmp(e->d_name, keep_base) == 0)
-      continue;
-    if (unlinkat(dirfd(dh), e->d_name, 0) == 0)
-      device_log(d, LOG_INFO, "removed %s/%s, left by an earlier download", dir, e->d_name);
-  }
-  closedir(dh);
 }
 
 /* ---- outcomes ------------------------------------------------------------------------- */
@@ -222,38 +215,26 @@ static void retry_download(device *d, int err, const char *fmt, ...) {
 static void job_work(uv_work_t *w) {
   device *d = w->data;
   device_update *u = d->upd;
-  dl_state *s = u->hash;
+  dl_state *s = u->download;
+  image_sink *k = s->sink;
   const update_target *t = &u->target;
   d->work_rc = 0;
   d->work_eb.msg[0] = 0;
   switch (s->job) {
     case JOB_REHASH:
       d->work_rc = hash_init(&s->h, t->sha256[0], t->sha512[0]);
-      if (!d->work_rc) d->work_rc = hash_fd(&s->h, u->fd, s->job_len, &d->work_eb);
+      if (!d->work_rc) d->work_rc = k->ops->hash_held(k, &s->h, s->job_len, &d->work_eb);
       break;
     case JOB_VERIFY_FINAL: {
       hash_ctx h;
-      int fd = open(s->final_path, O_RDONLY | O_CLOEXEC);
-      if (fd < 0) {
-        d->work_rc = otad_fail(&d->work_eb, OTAD_EIO, "%s: %s", s->final_path, strerror(errno));
-        break;
-      }
       d->work_rc = hash_init(&h, t->sha256[0], t->sha512[0]);
-      if (!d->work_rc) d->work_rc = hash_fd(&h, fd, t->length, &d->work_eb);
+      if (!d->work_rc) d->work_rc = k->ops->hash_complete(k, &h, t->length, &d->work_eb);
       if (!d->work_rc) d->work_rc = hash_final(&h, s->got256, s->got512);
       hash_free(&h);
-      close(fd);
       break;
     }
     case JOB_FINISH:
-      if (fsync(u->fd) != 0)
-        d->work_rc = otad_fail(&d->work_eb, errno == ENOSPC ? OTAD_ENOSPC : OTAD_EIO,
-                               "fsync %s: %s", u->part_path, strerror(errno));
-      else if (rename(u->part_path, s->final_path) != 0)
-        d->work_rc = otad_fail(&d->work_eb, OTAD_EIO, "renaming %s to %s: %s", u->part_path,
-                               s->final_path, strerror(errno));
-      else
-        fs_fsync_dir_of(s->final_path);
+      d->work_rc = k->ops->commit(k, &d->work_eb);
       break;
   }
 }
@@ -265,9 +246,9 @@ static bool hashes_match(const update_target *t, const char *got256, const char 
 
 static void downloaded(device *d, const char *how) {
   device_update *u = d->upd;
-  dl_state *s = u->hash;
+  dl_state *s = u->download;
   free(u->image_path);
-  u->image_path = strdup(s->final_path);
+  u->image_path = strdup(s->sink->path);
   if (!u->image_path) {
     retry_download(d, OTAD_ENOMEM, "out of memory");
     return;
@@ -291,14 +272,14 @@ static void job_done(uv_work_t *w, int status) {
   d->work_busy = false;
   if (status == UV_ECANCELED) return;
   device_update *u = d->upd;
-  dl_state *s = u->hash;
+  dl_state *s = u->download;
   const update_target *t = &u->target;
   switch (s->job) {
     case JOB_REHASH:
       if (d->work_rc) { /* unreadable: drop it, the retry starts from byte 0 */
         forget_hash(s);
         discard_part(u);
-        retry_download(d, d->work_rc, "%s cannot be re-read (%s); deleted", u->part_path,
+        retry_download(d, d->work_rc, "%s cannot be re-read (%s); deleted", s->sink->part_path,
                        d->work_eb.msg);
         return;
       }
@@ -308,15 +289,16 @@ static void job_done(uv_work_t *w, int status) {
       return;
     case JOB_VERIFY_FINAL:
       if (!d->work_rc && hashes_match(t, s->got256, s->got512)) {
-        close_part(u);
-        if (u->part_path) unlink(u->part_path);
+        otad_errbuf eb = {{0}};
+        s->sink->ops->discard(s->sink, false, &eb); /* a .part file beside it goes */
         downloaded(d, "found complete from an earlier run");
         return;
       }
       device_log(d, LOG_WARN, "%s does not hold %s (%s); downloading it again",
-                 s->final_path, t->name, d->work_rc ? d->work_eb.msg : "hash differs");
-      if (unlink(s->final_path) != 0 && errno != ENOENT) {
-        retry_download(d, OTAD_EIO, "cannot remove %s: %s", s->final_path, strerror(errno));
+                 s->sink->path, t->name, d->work_rc ? d->work_eb.msg : "hash differs");
+      otad_errbuf eb = {{0}};
+      if (s->sink->ops->discard(s->sink, true, &eb) != 0) {
+        retry_download(d, OTAD_EIO, "%s", eb.msg);
         return;
       }
       downloading_start(d);
@@ -338,7 +320,7 @@ static void job_done(uv_work_t *w, int status) {
 }
 
 static void queue_job(device *d, enum dl_job job) {
-  dl_state *s = d->upd->hash;
+  dl_state *s = d->upd->download;
   s->job = job;
   d->work.data = d;
   d->work_busy = true;
@@ -353,7 +335,7 @@ static void queue_job(device *d, enum dl_job job) {
 
 static void log_progress(device *d, bool force) {
   device_update *u = d->upd;
-  dl_state *s = u->hash;
+  dl_state *s = u->download;
   uint64_t now = uv_now(d->o.loop), len = u->target.length;
   int decile = len ? (int)(u->received * 10 / len) : 10;
   uint64_t since = now - s->t_last_log;
@@ -371,14 +353,15 @@ static void log_progress(device *d, bool force) {
 static int on_body(http_request *r, const uint8_t *data, size_t len) {
   device *d = r->data;
   device_update *u = d->upd;
-  dl_state *s = u->hash;
+  dl_state *s = u->download;
   if (r->received == 0 && r->offset != u->received) {
     /* asked for a range, got the whole image (200): start the file over */
     device_log(d, LOG_INFO, "the server sent the whole image instead of the rest (HTTP %ld); "
                "restarting at byte 0", r->status);
     forget_hash(s);
-    if (u->fd >= 0 && ftruncate(u->fd, 0) != 0) {
-      snprintf(s->why, sizeof(s->why), "truncating %s: %s", u->part_path, strerror(errno));
+    otad_errbuf eb = {{0}};
+    if (s->sink->ops->restart(s->sink, &eb) != 0) {
+      snprintf(s->why, sizeof(s->why), "%s", eb.msg);
       return OTAD_EIO;
     }
     u->received = 0;
@@ -386,17 +369,12 @@ static int on_body(http_request *r, const uint8_t *data, size_t len) {
     if (hash_init(&s->h, u->target.sha256[0], u->target.sha512[0]) != 0) return OTAD_ECRYPTO;
     s->h_valid = true;
   }
-  if (u->fd >= 0) store_test_download(u->fd, data, len, u->received); /* crash tests: no-op */
-  for (size_t off = 0; u->fd >= 0 && off < len;) { /* no file: hash-only */
-    ssize_t n = write(u->fd, data + off, len - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      snprintf(s->why, sizeof(s->why), "writing %s: %s", u->part_path, strerror(e));
-      forget_hash(s); /* the file may hold bytes the hash has not seen: re-read it */
-      return e == ENOSPC || e == EDQUOT ? OTAD_ENOSPC : OTAD_EIO;
-    }
-    off += (size_t)n;
+  otad_errbuf eb = {{0}};
+  int rc = s->sink->ops->write(s->sink, data, len, u->received, &eb);
+  if (rc) {
+    snprintf(s->why, sizeof(s->why), "%s", eb.msg);
+    forget_hash(s); /* the file may hold bytes the hash has not seen: re-read it */
+    return rc;
   }
   if (hash_update(&s->h, data, len) != 0) {
     forget_hash(s);
@@ -425,7 +403,7 @@ static void on_transfer_done(http_request *r) {
     return;
   }
   device_update *u = d->upd;
-  dl_state *s = u->hash;
+  dl_state *s = u->download;
   const update_target *t = &u->target;
   int err = r->err;
   long status = r->status;
@@ -480,7 +458,7 @@ static void on_transfer_done(http_request *r) {
 
 static void start_transfer(device *d) {
   device_update *u = d->upd;
-  dl_state *s = u->hash;
+  dl_state *s = u->download;
   const update_target *t = &u->target;
   char *url = target_url(d);
   if (!url) {
@@ -529,7 +507,7 @@ static void start_transfer(device *d) {
  * rename on the thread pool. */
 static void verify_complete(device *d) {
   device_update *u = d->upd;
-  dl_state *s = u->hash;
+  dl_state *s = u->download;
   const update_target *t = &u->target;
   if (u->received < t->length) {
     start_transfer(d);
@@ -550,44 +528,15 @@ static void verify_complete(device *d) {
                   bad256 ? t->sha256 : t->sha512);
     return;
   }
-  if (d->o.hash_only_download) {
+  if (!s->sink->ops->commit) { /* nothing to make durable (hash-only) */
     s->h_valid = false;
     uint64_t ms = uv_now(d->o.loop) - s->t_start;
     char how[96];
-    snprintf(how, sizeof(how), "hash-only, %.1f s", ms / 1000.0);
+    snprintf(how, sizeof(how), "%s, %.1f s", s->sink->ops->name, ms / 1000.0);
     downloaded(d, how);
     return;
   }
   queue_job(d, JOB_FINISH);
-}
-
-/* hash_only_download: no file; the hash state of this run is what was received. */
-static void start_hash_only(device *d) {
-  device_update *u = d->upd;
-  dl_state *s = u->hash;
-  const update_target *t = &u->target;
-  char *id = NULL;
-  if (asprintf(&id, "mem:%s", t->sha256[0] ? t->sha256 : t->sha512) < 0) id = NULL;
-  if (!id) {
-    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
-    return;
-  }
-  if (!s->final_path || strcmp(s->final_path, id) != 0 || !s->h_valid) { /* start over */
-    free(s->final_path);
-    s->final_path = id;
-    forget_hash(s);
-    u->received = 0;
-    if (hash_init(&s->h, t->sha256[0], t->sha512[0]) != 0) {
-      retry_download(d, OTAD_ECRYPTO, "cannot start hashing");
-      return;
-    }
-    s->h_valid = true;
-  } else {
-    free(id);
-  }
-  free(u->image_path);
-  u->image_path = NULL;
-  verify_complete(d);
 }
 
 void downloading_start(device *d) {
@@ -597,7 +546,7 @@ void downloading_start(device *d) {
     device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_EINVAL, "bug: nothing to download");
     return;
   }
-  dl_state *s = dl_get(u);
+  dl_state *s = dl_get(d);
   if (!s) {
     device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
     return;
@@ -612,95 +561,43 @@ void downloading_start(device *d) {
                   t->name);
     return;
   }
-  if (d->o.hash_only_download) {
-    start_hash_only(d);
-    return;
-  }
-  char *dir = storage_images_dir(d->o.cfg), base[140], *part = NULL, *fin = NULL;
+  char base[sizeof(s->base)];
   storage_image_base(t->name, t->sha256, t->sha512, base, sizeof(base));
-  if (dir && asprintf(&part, "%s/%s.part", dir, base) < 0) part = NULL;
-  if (dir && asprintf(&fin, "%s/%s", dir, base) < 0) fin = NULL;
-  if (!dir || !part || !fin) {
-    free(dir);
-    free(part);
-    free(fin);
-    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "out of memory");
-    return;
-  }
-  int e = fs_mkdir_p(dir, 0755, NULL);
-  if (e) {
-    retry_download(d, OTAD_EIO, "cannot create the images directory %s: %s", dir, strerror(e));
-    free(dir);
-    free(part);
-    free(fin);
-    return;
-  }
-  if (!u->part_path || strcmp(u->part_path, part) != 0) { /* another target than before */
-    close_part(u);
+  if (strcmp(base, s->base) != 0) { /* another target than before */
     forget_hash(s);
     u->received = 0;
-    free(u->part_path);
-    u->part_path = part;
-    free(s->final_path);
-    s->final_path = fin;
-    remove_stale_parts(d, dir, part);
-  } else {
-    free(part);
-    free(fin);
+    snprintf(s->base, sizeof(s->base), "%s", base);
   }
-  free(dir);
   free(u->image_path);
   u->image_path = NULL;
-
-  /* A complete image from an earlier run (renamed, then the agent stopped)? */
-  struct stat st;
-  if (lstat(s->final_path, &st) == 0) {
-    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == t->length) {
-      queue_job(d, JOB_VERIFY_FINAL);
-      return;
-    }
-    unlink(s->final_path);
-  }
-
-  if (u->fd < 0) {
-    u->fd = open(u->part_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (u->fd < 0) {
-      retry_download(d, errno == ENOSPC ? OTAD_ENOSPC : OTAD_EIO, "cannot open %s: %s",
-                     u->part_path, strerror(errno));
-      return;
-    }
-  }
-  if (fstat(u->fd, &st) != 0) {
-    retry_download(d, OTAD_EIO, "%s: %s", u->part_path, strerror(errno));
+  image_held held;
+  otad_errbuf eb = {{0}};
+  int rc = s->sink->ops->open(s->sink, base, t->length, &held, &eb);
+  if (rc == OTAD_ENOSPC) {
+    fail_download(d, rc, "download of %s: %s", t->name, eb.msg);
     return;
   }
-  uint64_t size = (uint64_t)st.st_size;
-  if (size > t->length) { /* not this image: start over */
-    device_log(d, LOG_WARN, "%s holds %" PRIu64 " bytes, more than the %" PRIu64
-               " declared; starting over", u->part_path, size, t->length);
-    if (ftruncate(u->fd, 0) != 0) {
-      retry_download(d, OTAD_EIO, "truncating %s: %s", u->part_path, strerror(errno));
-      return;
-    }
-    forget_hash(s);
-    size = 0;
-  }
-  struct statvfs vfs; /* refuse early what cannot fit, as aktualizr does */
-  uint64_t need = t->length - size;
-  if (fstatvfs(u->fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < need) {
-    fail_download(d, OTAD_ENOSPC, "download of %s: not enough space for %s: %" PRIu64
-                  " bytes needed, %" PRIu64 " free", t->name, u->part_path, need,
-                  (uint64_t)vfs.f_bavail * vfs.f_frsize);
+  if (rc) {
+    retry_download(d, rc, "%s", eb.msg);
     return;
   }
-  if (s->h_valid && u->received == size) { /* our own bytes from the last attempt */
+  if (held.complete) { /* renamed into place by an earlier run: verify it */
+    queue_job(d, JOB_VERIFY_FINAL);
+    return;
+  }
+  if (s->h_valid && u->received == held.bytes) { /* our own bytes from the last attempt */
     verify_complete(d);
     return;
   }
   forget_hash(s);
-  if (size > 0) { /* left by an earlier run: hash it off the loop, then resume */
-    s->job_len = size;
+  if (held.bytes > 0 && s->sink->ops->hash_held) { /* left by an earlier run: hash it off
+                                                       the loop, then resume */
+    s->job_len = held.bytes;
     queue_job(d, JOB_REHASH);
+    return;
+  }
+  if (held.bytes > 0 && s->sink->ops->restart(s->sink, &eb) != 0) {
+    retry_download(d, OTAD_EIO, "%s", eb.msg);
     return;
   }
   if (hash_init(&s->h, t->sha256[0], t->sha512[0]) != 0) {

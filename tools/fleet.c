@@ -35,6 +35,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "storage/credzip.h"
+#include "storage/image.h"
 #include "states/states.h"
 #include "storage/store.h"
 #include "crypto/certgen.h"
@@ -384,7 +385,7 @@ static void launch_device(fleet *f, uint32_t i, id_job *j) {
       .updates = false, /* polls are started by on_device_done */
       .done = on_device_done,
       .data = f,
-      .hash_only_download = f->storage_dir == NULL,
+      .image_sink = f->storage_dir == NULL ? image_sink_hash_only_new : NULL,
       .connect_per_poll = !f->keep_alive,
       .http_max_idle_s = f->keep_alive ? 0 : 1,
       .tls_cache = i + 1,

@@ -154,7 +154,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   D.upd = calloc(1, sizeof(*D.upd));
   CHECK(D.o.st && D.upd);
   device_update *u = D.upd;
-  u->fd = -1;
   u->report_counter = (int)(flags >> 4);
   snprintf(D.ecu_serial, sizeof(D.ecu_serial), "%s", serial);
   snprintf(D.ecu_hwid, sizeof(D.ecu_hwid), "%s", hwid);

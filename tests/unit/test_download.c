@@ -173,7 +173,6 @@ static int setup(void **state) {
                    .data = f};
   device_init(&f->d, &o);
   f->d.upd = calloc(1, sizeof(device_update));
-  f->d.upd->fd = -1;
   *state = f;
   return 0;
 }

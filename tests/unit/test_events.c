@@ -126,7 +126,6 @@ static int setup(void **state) {
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/", f->srv.lb.port);
   f->d.server_url = strdup(url);
   f->d.upd = calloc(1, sizeof(device_update));
-  f->d.upd->fd = -1;
   *state = f;
   return 0;
 }
