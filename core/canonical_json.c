@@ -41,10 +41,10 @@ static void cj__puts(cj__buf *b, const char *s) {
   cj__put(b, s, strlen(s));
 }
 
-static void cj__string(cj__buf *b, const char *s) {
-  cj__put(b, "\"", 1);
-  size_t start = 0, i = 0; /* runs without escapes go in one copy */
-  for (; s[i]; i++) {
+void canonical_json_string(const char *s, size_t n, canonical_put_fn put, void *ctx) {
+  put(ctx, "\"", 1);
+  size_t start = 0, i = 0; /* runs without escapes go in one put */
+  for (; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     char esc[8];
     const char *e = NULL;
@@ -63,12 +63,18 @@ static void cj__string(cj__buf *b, const char *s) {
       }
     }
     if (!e) continue;
-    cj__put(b, s + start, i - start);
-    cj__puts(b, e);
+    put(ctx, s + start, i - start);
+    put(ctx, e, strlen(e));
     start = i + 1;
   }
-  cj__put(b, s + start, i - start);
-  cj__put(b, "\"", 1);
+  put(ctx, s + start, i - start);
+  put(ctx, "\"", 1);
+}
+
+static void cj__put_cb(void *ctx, const char *s, size_t n) { cj__put(ctx, s, n); }
+
+static void cj__string(cj__buf *b, const char *s) {
+  canonical_json_string(s, strlen(s), cj__put_cb, b);
 }
 
 static int cj__cmp_names(const void *a, const void *b) {

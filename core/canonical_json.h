@@ -28,4 +28,11 @@
  * with two members of the same name, a raw or invalid cJSON node; or OTAD_ENOMEM. */
 int canonical_json(const cJSON *v, char **out, size_t *len, otad_errbuf *eb);
 
+/* Receives canonical_json_string()'s output piece by piece. */
+typedef void (*canonical_put_fn)(void *ctx, const char *s, size_t n);
+
+/* Writes the n bytes of s as a canonical JSON string (quotes and escapes as above) through
+ * put, without allocating: what a key ID hashes. */
+void canonical_json_string(const char *s, size_t n, canonical_put_fn put, void *ctx);
+
 #endif

@@ -9,6 +9,7 @@
  * held private key material is zeroed before it is freed.
  */
 #include "certgen.h"
+#include "pem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -156,20 +157,6 @@ static uint8_t *certgen__cert_der(const char *pem, int *len, otad_errbuf *eb) {
   return der;
 }
 
-/* DER as a NUL-terminated heap PEM string of the given wolfSSL type, or NULL. */
-static char *certgen__der_to_pem(const uint8_t *der, word32 len, int type) {
-  int need = wc_DerToPem(der, len, NULL, 0, type);
-  if (need <= 0) return NULL;
-  char *pem = malloc((size_t)need + 1);
-  if (!pem) return NULL;
-  int n = wc_DerToPem(der, len, (byte *)pem, (word32)need, type);
-  if (n <= 0) {
-    certgen__free_secret(pem, (size_t)need + 1);
-    return NULL;
-  }
-  pem[n] = '\0';
-  return pem;
-}
 
 /* The checks of certgen_check_ca; on success *der and *der_len hold the CA certificate's DER
  * and *key its private key (both the caller's to free). */
@@ -344,7 +331,7 @@ static int certgen__key_pem(certgen__key *k, char **pem, otad_errbuf *eb) {
     return otad_fail(eb, OTAD_ECRYPTO, "cannot write the device key as PKCS#8 (wolfSSL: %s)",
                      wc_GetErrorString(ret));
   }
-  *pem = certgen__der_to_pem(pkcs8, (word32)ret, PKCS8_PRIVATEKEY_TYPE);
+  *pem = pem_from_der(pkcs8, (word32)ret, PKCS8_PRIVATEKEY_TYPE);
   certgen__free_secret(pkcs8, pkcs8_len);
   return *pem ? 0 : otad_fail(eb, OTAD_ENOMEM, "cannot write the device key as PEM");
 }
@@ -471,7 +458,7 @@ int certgen_device(const char *ca_cert_pem, const char *ca_key_pem, const certge
     der_len = certgen__make_cert(o, ca_der, ca_der_len, ca, dev, rng, der, eb);
     if (der_len < 0) err = der_len;
   }
-  if (!err && !(*cert_pem = certgen__der_to_pem(der, (word32)der_len, CERT_TYPE)))
+  if (!err && !(*cert_pem = pem_from_der(der, (word32)der_len, CERT_TYPE)))
     err = otad_fail(eb, OTAD_ENOMEM, "cannot write the certificate as PEM");
   if (!err) err = certgen__key_pem(dev, key_pem, eb);
 

@@ -1,4 +1,5 @@
 /* hash.c - streaming SHA-256/SHA-512 over wolfCrypt (see hash.h). */
+#include "../core/hex.h"
 #include "hash.h"
 
 #include <errno.h>
@@ -35,14 +36,6 @@ int hash_update(hash_ctx *h, const void *data, size_t len) {
   return 0;
 }
 
-static void to_hex(const uint8_t *d, size_t n, char *out) {
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = digits[d[i] >> 4];
-    out[2 * i + 1] = digits[d[i] & 15];
-  }
-  out[2 * n] = 0;
-}
 
 int hash_final(hash_ctx *h, char *hex256, char *hex512) {
   if (hex256) hex256[0] = 0;
@@ -52,11 +45,11 @@ int hash_final(hash_ctx *h, char *hex256, char *hex512) {
   uint8_t d[WC_SHA512_DIGEST_SIZE];
   if (h->want256) {
     if (wc_Sha256Final(&h->sha256, d) != 0) rc = OTAD_ECRYPTO;
-    else if (hex256) to_hex(d, WC_SHA256_DIGEST_SIZE, hex256);
+    else if (hex256) hex_encode(d, WC_SHA256_DIGEST_SIZE, hex256, false);
   }
   if (h->want512) {
     if (wc_Sha512Final(&h->sha512, d) != 0) rc = OTAD_ECRYPTO;
-    else if (hex512) to_hex(d, WC_SHA512_DIGEST_SIZE, hex512);
+    else if (hex512) hex_encode(d, WC_SHA512_DIGEST_SIZE, hex512, false);
   }
   hash_free(h);
   return rc;

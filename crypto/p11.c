@@ -13,6 +13,7 @@
  * PKCS#11 session must not be used by two threads at once, so every use of it, ours and
  * the crypto callback's, holds the token's lock.
  */
+#include "../core/hex.h"
 #include "p11.h"
 
 #include <dlfcn.h>
@@ -334,20 +335,14 @@ void p11_shutdown(void) {
 
 /* ---- object IDs and URIs ---- */
 
-static int p11__hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 /* "02" -> {0x02}; an even number of hex digits, 1 to 32 bytes. */
 static int p11__parse_id(const char *hex, uint8_t *id, size_t *len, otad_errbuf *eb) {
   size_t n = hex ? strlen(hex) : 0;
   int bad = n == 0 || n % 2 != 0 || n / 2 > P11_MAX_ID;
   for (size_t i = 0; !bad && i < n / 2; i++) {
-    int hi = p11__hexval((unsigned char)hex[2 * i]),
-        lo = p11__hexval((unsigned char)hex[2 * i + 1]);
+    int hi = hex_digit((unsigned char)hex[2 * i]),
+        lo = hex_digit((unsigned char)hex[2 * i + 1]);
     if (hi < 0 || lo < 0)
       bad = 1;
     else
@@ -362,9 +357,7 @@ static int p11__parse_id(const char *hex, uint8_t *id, size_t *len, otad_errbuf 
 }
 
 static void p11__id_text(const uint8_t *id, size_t len, char out[2 * P11_MAX_ID + 1]) {
-  for (size_t i = 0; i < len; i++)
-    snprintf(out + 2 * i, 3, "%02x", id[i]);
-  out[2 * len] = '\0';
+  hex_encode(id, len, out, false);
 }
 
 /* Appends s percent-encoded (RFC 7512: unreserved characters stay, and '/' where asked). */
@@ -416,8 +409,8 @@ static long p11__unpct(const char *s, const char *e, uint8_t *out, size_t n) {
   while (s < e) {
     int c = (unsigned char)*s++;
     if (c == '%') {
-      int hi = s < e ? p11__hexval((unsigned char)s[0]) : -1;
-      int lo = s + 1 < e ? p11__hexval((unsigned char)s[1]) : -1;
+      int hi = s < e ? hex_digit((unsigned char)s[0]) : -1;
+      int lo = s + 1 < e ? hex_digit((unsigned char)s[1]) : -1;
       if (hi < 0 || lo < 0) return -1;
       c = hi << 4 | lo;
       s += 2;

@@ -15,6 +15,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include "pem.h"
+
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/asn.h>
@@ -43,21 +45,6 @@ static void tls__free_secret(void *p, size_t len) {
   }
 }
 
-/* DER of the given wolfSSL type (CERT_TYPE, PKCS8_PRIVATEKEY_TYPE...) as a NUL-terminated
- * heap PEM string, or NULL when out of memory or wolfSSL refuses. */
-static char *tls__der_to_pem(const uint8_t *der, size_t len, int type) {
-  int need = wc_DerToPem(der, (word32)len, NULL, 0, type);
-  if (need <= 0) return NULL;
-  char *pem = malloc((size_t)need + 1);
-  if (!pem) return NULL;
-  int n = wc_DerToPem(der, (word32)len, (byte *)pem, (word32)need, type);
-  if (n <= 0) {
-    tls__free_secret(pem, (size_t)need + 1);
-    return NULL;
-  }
-  pem[n] = '\0';
-  return pem;
-}
 
 /* Appends src to the heap string *dst (which may be NULL). Returns 0 or -1. */
 static int tls__append(char **dst, const char *src) {
@@ -377,14 +364,14 @@ int tls_p12_parse(const uint8_t *der, size_t len, const char *password, tls_cred
   uint8_t *pkcs8 = NULL;
   word32 pkcs8_len = 0;
   if (!err && !(pkcs8 = tls__key_to_pkcs8(key, key_len, &pkcs8_len, eb))) err = OTAD_EP12;
-  if (!err && !(out->key_pem = tls__der_to_pem(pkcs8, pkcs8_len, PKCS8_PRIVATEKEY_TYPE)))
+  if (!err && !(out->key_pem = pem_from_der(pkcs8, pkcs8_len, PKCS8_PRIVATEKEY_TYPE)))
     err = otad_fail(eb, OTAD_ENOMEM, "cannot write the private key as PEM");
-  if (!err && !(out->cert_pem = tls__der_to_pem(chosen->buffer, chosen->bufferSz, CERT_TYPE)))
+  if (!err && !(out->cert_pem = pem_from_der(chosen->buffer, chosen->bufferSz, CERT_TYPE)))
     err = otad_fail(eb, OTAD_ENOMEM, "cannot write the certificate as PEM");
   if (!err && !(out->ca_pem = calloc(1, 1))) err = otad_fail(eb, OTAD_ENOMEM, "out of memory");
   for (WC_DerCertList *c = all; !err && c; c = c->next) {
     if (c == chosen) continue;
-    char *pem = tls__der_to_pem(c->buffer, c->bufferSz, CERT_TYPE);
+    char *pem = pem_from_der(c->buffer, c->bufferSz, CERT_TYPE);
     if (!pem || tls__append(&out->ca_pem, pem) != 0)
       err = otad_fail(eb, OTAD_ENOMEM, "cannot write a CA certificate as PEM");
     free(pem);

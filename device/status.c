@@ -25,7 +25,7 @@ bool device_download_progress(const otad_config *cfg, store *st, download_progre
   free(js);
   const cJSON *targets = cJSON_GetObjectItemCaseSensitive(
       cJSON_GetObjectItemCaseSensitive(doc, "signed"), "targets");
-  const cJSON *dt = device_target_for_ecu(targets, serial);
+  const cJSON *dt = uptane_target_for_ecu(targets, serial);
   free(serial);
   update_target t = {0};
   if (dt && dt->string) {

@@ -181,13 +181,3 @@ bool device_stored_target_is(store *st, const char *key, const char *name, const
   cJSON_Delete(o);
   return same;
 }
-
-const cJSON *device_target_for_ecu(const cJSON *targets, const char *serial) {
-  const cJSON *t;
-  cJSON_ArrayForEach(t, targets) {
-    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(t, "custom"), "ecuIdentifiers");
-    if (serial ? cJSON_GetObjectItemCaseSensitive(ids, serial) != NULL : ids != NULL) return t;
-  }
-  return NULL;
-}

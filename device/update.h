@@ -107,8 +107,5 @@ void device_clear_result(struct device *d);
  * name with that sha256. */
 bool device_stored_target_is(store *st, const char *key, const char *name, const char *sha256);
 
-/* The director's target (name -> target) for the ECU serial in the stored or trusted
- * targets list, or NULL; serial NULL: the first target naming any ECU. */
-const cJSON *device_target_for_ecu(const cJSON *targets, const char *serial);
 
 #endif

@@ -237,3 +237,13 @@ int uptane_verify_update(const uptane_director *d, const uptane_image *img, cons
   }
   return uptane__ok(err);
 }
+
+const cJSON *uptane_target_for_ecu(const cJSON *targets, const char *serial) {
+  const cJSON *t;
+  cJSON_ArrayForEach(t, targets) {
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(t, "custom"), "ecuIdentifiers");
+    if (serial ? cJSON_GetObjectItemCaseSensitive(ids, serial) != NULL : ids != NULL) return t;
+  }
+  return NULL;
+}

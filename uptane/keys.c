@@ -13,6 +13,9 @@
  * wc_RsaPSS_Sign_ex path as a key in memory. wolfSSL 5.7.2's PKCS#11 layer has no EdDSA,
  * so ED25519 keys cannot live in a token.
  */
+#include "../crypto/pem.h"
+#include "../core/canonical_json.h"
+#include "../core/hex.h"
 #include "keys.h"
 
 #include <ctype.h>
@@ -58,30 +61,9 @@ static void keys__parsed_free(keys__parsed *p) {
   keys__free_secret(p, sizeof(*p));
 }
 
-static void keys__hex(const uint8_t *in, size_t len, char *out, int upper) {
-  const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
-  for (size_t i = 0; i < len; i++) {
-    out[2 * i] = digits[in[i] >> 4];
-    out[2 * i + 1] = digits[in[i] & 15];
-  }
-  out[2 * len] = '\0';
-}
 
-static char *keys__der_to_pem(const uint8_t *der, word32 len, int type) {
-  int need = wc_DerToPem(der, len, NULL, 0, type);
-  if (need <= 0) return NULL;
-  char *pem = malloc((size_t)need + 1);
-  if (!pem) return NULL;
-  int n = wc_DerToPem(der, len, (byte *)pem, (word32)need, type);
-  if (n <= 0) {
-    keys__free_secret(pem, (size_t)need + 1);
-    return NULL;
-  }
-  pem[n] = '\0';
-  return pem;
-}
 
-static void keys__sha256_update(wc_Sha256 *sha, const char *s, size_t n) {
+static void keys__sha256_put(void *sha, const char *s, size_t n) {
   wc_Sha256Update(sha, (const byte *)s, (word32)n);
 }
 
@@ -92,36 +74,10 @@ void keys_keyid(const char *public_text, char out[65]) {
   wc_Sha256 sha;
   uint8_t digest[WC_SHA256_DIGEST_SIZE];
   wc_InitSha256(&sha);
-  keys__sha256_update(&sha, "\"", 1);
-  size_t start = 0; /* first byte not hashed yet: runs without escapes go in one update */
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)public_text[i];
-    char esc[12];
-    const char *e = NULL;
-    switch (c) {
-    case '"': e = "\\\""; break;
-    case '\\': e = "\\\\"; break;
-    case '\n': e = "\\n"; break;
-    case '\r': e = "\\r"; break;
-    case '\t': e = "\\t"; break;
-    case '\b': e = "\\b"; break;
-    case '\f': e = "\\f"; break;
-    default:
-      if (c < 0x20) {
-        snprintf(esc, sizeof(esc), "\\u%04x", c);
-        e = esc;
-      }
-    }
-    if (!e) continue;
-    keys__sha256_update(&sha, public_text + start, i - start);
-    keys__sha256_update(&sha, e, strlen(e));
-    start = i + 1;
-  }
-  keys__sha256_update(&sha, public_text + start, n - start);
-  keys__sha256_update(&sha, "\"", 1);
+  canonical_json_string(public_text ? public_text : "", n, keys__sha256_put, &sha);
   wc_Sha256Final(&sha, digest);
   wc_Sha256Free(&sha);
-  keys__hex(digest, sizeof(digest), out, 0);
+  hex_encode(digest, sizeof(digest), out, false);
 }
 
 const char *keys_director_type(enum uptane_key_type type) {
@@ -147,18 +103,13 @@ static int keys__ed25519_from_seed(ed25519_key *ed, const uint8_t seed[ED25519_K
   return ret;
 }
 
-static int keys__hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = tolower(c);
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
 
 /* aktualizr's ED25519 private key: 128 hex digits (seed, then public key). */
 static int keys__parse_ed25519_hex(const char *text, keys__parsed *p, otad_errbuf *eb) {
   uint8_t sk[2 * ED25519_KEY_SIZE], pub[ED25519_PUB_KEY_SIZE];
   word32 pub_len = sizeof(pub);
   for (size_t i = 0; i < sizeof(sk); i++)
-    sk[i] = (uint8_t)(keys__hexval(text[2 * i]) << 4 | keys__hexval(text[2 * i + 1]));
+    sk[i] = (uint8_t)(hex_digit(text[2 * i]) << 4 | hex_digit(text[2 * i + 1]));
   int ret = wc_ed25519_init(&p->ed);
   p->is_ed = ret == 0;
   if (ret == 0) ret = keys__ed25519_from_seed(&p->ed, sk);
@@ -174,7 +125,7 @@ static int keys__parse_ed25519_hex(const char *text, keys__parsed *p, otad_errbu
 
 static int keys__is_hex_key(const char *text) {
   size_t n = 0;
-  while (keys__hexval((unsigned char)text[n]) >= 0)
+  while (hex_digit((unsigned char)text[n]) >= 0)
     n++;
   if (n != 4 * ED25519_KEY_SIZE) return 0;
   while (isspace((unsigned char)text[n]))
@@ -271,7 +222,7 @@ static int keys__fill(keys__parsed *p, uptane_key *out, otad_errbuf *eb) {
     if (err) return err;
     der_len = (word32)len;
     out->private_pem = strdup(p->uri);
-    out->public_text = keys__der_to_pem(der, der_len, PUBLICKEY_TYPE);
+    out->public_text = pem_from_der(der, der_len, PUBLICKEY_TYPE);
     ret = 0;
   } else if (p->is_rsa) {
     /* PKCS#1 from wolfCrypt, then wrapped as PKCS#8; the public key as SubjectPublicKeyInfo. */
@@ -290,12 +241,12 @@ static int keys__fill(keys__parsed *p, uptane_key *out, otad_errbuf *eb) {
     }
     if (ret > 0) {
       pkcs8_len = (word32)ret;
-      out->private_pem = keys__der_to_pem(pkcs8, pkcs8_len, PKCS8_PRIVATEKEY_TYPE);
+      out->private_pem = pem_from_der(pkcs8, pkcs8_len, PKCS8_PRIVATEKEY_TYPE);
     }
     uint8_t pub[1024];
     int pub_len = ret > 0 ? wc_RsaKeyToPublicDer(&p->rsa, pub, sizeof(pub)) : ret;
     if (pub_len > 0)
-      out->public_text = keys__der_to_pem(pub, (word32)pub_len, PUBLICKEY_TYPE);
+      out->public_text = pem_from_der(pub, (word32)pub_len, PUBLICKEY_TYPE);
     else
       ret = pub_len;
   } else {
@@ -306,11 +257,11 @@ static int keys__fill(keys__parsed *p, uptane_key *out, otad_errbuf *eb) {
                                       : MEMORY_E;
     if (ret > 0) {
       pkcs8_len = (word32)ret;
-      out->private_pem = keys__der_to_pem(pkcs8, pkcs8_len, PKCS8_PRIVATEKEY_TYPE);
+      out->private_pem = pem_from_der(pkcs8, pkcs8_len, PKCS8_PRIVATEKEY_TYPE);
       ret = wc_ed25519_export_public(&p->ed, pub, &pub_len);
     }
     if (ret == 0 && (out->public_text = malloc(2 * ED25519_PUB_KEY_SIZE + 1)))
-      keys__hex(pub, ED25519_PUB_KEY_SIZE, out->public_text, 1);
+      hex_encode(pub, ED25519_PUB_KEY_SIZE, out->public_text, true);
   }
   keys__free_secret(der, der_len);
   keys__free_secret(pkcs8, pkcs8_len);

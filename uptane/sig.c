@@ -6,6 +6,7 @@
  * counting is by key material, not keyid, so one key listed under two keyids cannot sign
  * twice.
  */
+#include "../core/hex.h"
 #include "internal.h"
 
 #include <ctype.h>
@@ -40,19 +41,6 @@ void uptane_keyring_free(uptane_keyring *k) {
   k->n = 0;
 }
 
-static int uptane__unhex(const char *hex, uint8_t *out, size_t n) {
-  if (strlen(hex) != 2 * n) return 0;
-  for (size_t i = 0; i < 2 * n; i++) {
-    int c = tolower((unsigned char)hex[i]);
-    int v = isdigit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-    if (v < 0) return 0;
-    if (i % 2 == 0)
-      out[i / 2] = (uint8_t)(v << 4);
-    else
-      out[i / 2] |= (uint8_t)v;
-  }
-  return 1;
-}
 
 /* Checks an RSA public key's DER: decodes, at least 2048 bits. */
 static int uptane__rsa_der_ok(const uint8_t *der, size_t len, int *bits) {
@@ -86,7 +74,7 @@ static int uptane__parse_key(const cJSON *k, uptane_pubkey *out, const char *wha
                         what, id);
   if (strcasecmp(type->valuestring, "ed25519") == 0) {
     out->type = UPTANE_KEY_ED25519;
-    if (!uptane__unhex(pub->valuestring, out->ed25519, sizeof(out->ed25519)))
+    if (!hex_decode(pub->valuestring, out->ed25519, sizeof(out->ed25519)))
       return uptane__fail(err, UPTANE_MALFORMED,
                           "%s: ED25519 key %.16s is not 64 hexadecimal digits", what, id);
     return 0;

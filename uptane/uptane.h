@@ -231,6 +231,11 @@ int uptane_director_check(const uptane_director *d, time_t now, const uptane_ecu
 /* signed.targets of the trusted director targets (an object: name -> target), or NULL. */
 const cJSON *uptane_director_target_list(const uptane_director *d);
 
+/* The target of a director targets list (signed.targets: name -> target) whose
+ * custom.ecuIdentifiers name the ECU serial, or NULL; serial NULL: the first that names any
+ * ECU. */
+const cJSON *uptane_target_for_ecu(const cJSON *targets, const char *serial);
+
 /* signed.custom.correlationId of the trusted director targets, or NULL. */
 const char *uptane_director_correlation_id(const uptane_director *d);
 

@@ -40,13 +40,7 @@ void uptane_walk_begin(uptane_walk *w, uptane_director *director, uptane_image *
 
 /* The director's target for the primary ECU, or NULL. */
 static const cJSON *primary_target(const uptane_walk *w) {
-  const cJSON *t;
-  cJSON_ArrayForEach(t, uptane_director_target_list(w->director)) {
-    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(t, "custom"), "ecuIdentifiers");
-    if (cJSON_GetObjectItemCaseSensitive(ids, w->ecus[0].serial)) return t;
-  }
-  return NULL;
+  return uptane_target_for_ecu(uptane_director_target_list(w->director), w->ecus[0].serial);
 }
 
 static const char *hash_of(const cJSON *target, const char *alg) {
