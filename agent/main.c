@@ -104,6 +104,140 @@ static void on_signal(uv_signal_t *h, int signum) {
   stop(a);
 }
 
+/* What `otad status` shows, read from the store (strings heap, JSON parsed). */
+typedef struct status {
+  const otad_config *cfg;
+  char *id, *cert, *key, *url, *serial, *hwid, *reg;
+  cJSON *inst, *report, *pending; /* installed target, unreported result, pending reboot */
+  const char *server;
+  download_progress dl;
+  bool downloading;
+  tls_cert_info ci;
+  bool have_cert, provisioned;
+  char until[32];
+} status;
+
+static cJSON *read_json(store *st, const char *name) {
+  char *js = store_read_string(st, name);
+  cJSON *o = js ? cJSON_Parse(js) : NULL;
+  free(js);
+  return o;
+}
+
+static void status_load(status *s, const otad_config *cfg, store *st) {
+  memset(s, 0, sizeof(*s));
+  s->cfg = cfg;
+  s->id = store_read_string(st, STORE_DEVICE_ID);
+  s->cert = store_read_string(st, STORE_CLIENT_PEM);
+  s->key = store_read_string(st, STORE_PKEY_PEM);
+  s->url = store_read_string(st, STORE_SERVER_URL);
+  s->serial = store_read_string(st, STORE_ECU_SERIAL);
+  s->hwid = store_read_string(st, STORE_ECU_HWID);
+  s->reg = store_read_string(st, STORE_ECU_REGISTERED);
+  s->inst = read_json(st, STORE_INSTALLED_TARGET);
+  s->report = read_json(st, STORE_INSTALL_REPORT);
+  s->pending = read_json(st, STORE_PENDING_TARGET);
+  s->server = cfg->tls_server ? cfg->tls_server : s->url;
+  s->downloading = device_download_progress(cfg, st, &s->dl);
+  otad_errbuf eb = {{0}};
+  s->have_cert = s->cert && tls_cert_info_pem(s->cert, &s->ci, &eb) == 0;
+  s->provisioned = s->have_cert && s->key && s->reg;
+  if (s->have_cert) {
+    struct tm tm;
+    gmtime_r(&s->ci.not_after, &tm);
+    strftime(s->until, sizeof(s->until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  }
+}
+
+static void status_free(status *s) {
+  cJSON_Delete(s->inst);
+  cJSON_Delete(s->report);
+  cJSON_Delete(s->pending);
+  if (s->key) memset(s->key, 0, strlen(s->key));
+  char *strs[] = {s->id, s->cert, s->key, s->url, s->serial, s->hwid, s->reg};
+  for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) free(strs[i]);
+}
+
+static const char *status_state(const status *s) {
+  return s->provisioned ? "provisioned" : s->have_cert ? "ecu_registering" : "unprovisioned";
+}
+
+static int download_percent(const download_progress *dl) {
+  return dl->total ? (int)(dl->received * 100 / dl->total) : 0;
+}
+
+/* Adds key: value, or key: null when value is NULL. */
+static void add_str_or_null(cJSON *o, const char *key, const char *value) {
+  if (value) cJSON_AddStringToObject(o, key, value);
+  else cJSON_AddNullToObject(o, key);
+}
+
+static void status_print_json(status *s) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "state", status_state(s));
+  cJSON_AddBoolToObject(o, "provisioned", s->provisioned);
+  add_str_or_null(o, "device_id", s->id);
+  add_str_or_null(o, "device_uuid", s->have_cert ? s->ci.cn : NULL);
+  add_str_or_null(o, "server", s->server);
+  add_str_or_null(o, "certificate_subject", s->have_cert ? s->ci.subject : NULL);
+  add_str_or_null(o, "certificate_expires", s->have_cert ? s->until : NULL);
+  add_str_or_null(o, "primary_ecu_serial", s->serial);
+  add_str_or_null(o, "primary_ecu_hardware_id", s->hwid);
+  cJSON_AddStringToObject(o, "storage", s->cfg->storage_path);
+  cJSON_AddItemToObject(o, "installed_target", s->inst ? s->inst : cJSON_CreateNull());
+  cJSON_AddItemToObject(o, "unreported_result", s->report ? s->report : cJSON_CreateNull());
+  cJSON_AddItemToObject(o, "pending_reboot", s->pending ? s->pending : cJSON_CreateNull());
+  s->inst = s->report = s->pending = NULL; /* now owned by o */
+  if (s->downloading) {
+    const download_progress *dl = &s->dl;
+    cJSON *d = cJSON_AddObjectToObject(o, "download");
+    cJSON_AddStringToObject(d, "target", dl->name);
+    cJSON_AddStringToObject(d, "state", dl->complete ? "downloaded"
+                                        : dl->received ? "partial"
+                                                       : "not_started");
+    cJSON_AddNumberToObject(d, "received", (double)dl->received);
+    cJSON_AddNumberToObject(d, "total", (double)dl->total);
+    cJSON_AddNumberToObject(d, "percent", download_percent(dl));
+  } else {
+    cJSON_AddNullToObject(o, "download");
+  }
+  char *text = cJSON_Print(o);
+  printf("%s\n", text);
+  free(text);
+  cJSON_Delete(o);
+}
+
+/* A string member of o, or NULL. */
+static const char *str_member(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void status_print_text(const status *s) {
+  const char *iname = str_member(s->inst, "name"), *pname = str_member(s->pending, "name");
+  const char *rcode = str_member(s->report, "code"), *rtarget = str_member(s->report, "target");
+  const download_progress *dl = &s->dl;
+  printf("state:        %s\n", status_state(s));
+  printf("device ID:    %s\n", s->id ? s->id : "-");
+  printf("device UUID:  %s\n", s->have_cert ? s->ci.cn : "-");
+  printf("server:       %s\n", s->server ? s->server : "-");
+  printf("certificate:  %s\n", s->have_cert ? s->ci.subject : "-");
+  printf("expires:      %s\n", s->have_cert ? s->until : "-");
+  printf("primary ECU:  %s%s%s\n", s->serial ? s->serial : "-", s->hwid ? " on " : "",
+         s->hwid ? s->hwid : "");
+  printf("installed:    %s\n", iname ? iname : "-");
+  if (pname) printf("pending:      %s (installed; a reboot completes it)\n", pname);
+  if (s->downloading && dl->complete)
+    printf("download:     %s: %llu bytes, downloaded and verified; not installed yet\n",
+           dl->name, (unsigned long long)dl->total);
+  else if (s->downloading)
+    printf("download:     %s: %llu of %llu bytes (%d%%)%s\n", dl->name,
+           (unsigned long long)dl->received, (unsigned long long)dl->total,
+           download_percent(dl), dl->received ? "; the next cycle resumes it" : "; not started");
+  if (rcode) printf("to report:    %s (%s)\n", rcode, rtarget ? rtarget : "?");
+  printf("storage:      %s\n", s->cfg->storage_path);
+}
+
 /* otad status: reads the store only; no network. */
 static int cmd_status(const otad_config *cfg, int json) {
   otad_errbuf eb = {{0}};
@@ -112,113 +246,12 @@ static int cmd_status(const otad_config *cfg, int json) {
     fprintf(stderr, "otad: %s\n", eb.msg);
     return EXIT_FAILED;
   }
-  char *id = store_read_string(st, STORE_DEVICE_ID);
-  char *cert = store_read_string(st, STORE_CLIENT_PEM);
-  char *key = store_read_string(st, STORE_PKEY_PEM);
-  char *url = store_read_string(st, STORE_SERVER_URL);
-  char *serial = store_read_string(st, STORE_ECU_SERIAL);
-  char *hwid = store_read_string(st, STORE_ECU_HWID);
-  char *reg = store_read_string(st, STORE_ECU_REGISTERED);
-  char *inst_js = store_read_string(st, STORE_INSTALLED_TARGET);
-  char *report_js = store_read_string(st, STORE_INSTALL_REPORT);
-  char *pending_js = store_read_string(st, STORE_PENDING_TARGET);
-  cJSON *inst = inst_js ? cJSON_Parse(inst_js) : NULL;
-  cJSON *report = report_js ? cJSON_Parse(report_js) : NULL;
-  cJSON *pending = pending_js ? cJSON_Parse(pending_js) : NULL;
-  const cJSON *iname = cJSON_GetObjectItemCaseSensitive(inst, "name");
-  const cJSON *pname = cJSON_GetObjectItemCaseSensitive(pending, "name");
-  const cJSON *rcode = cJSON_GetObjectItemCaseSensitive(report, "code");
-  const cJSON *rtarget = cJSON_GetObjectItemCaseSensitive(report, "target");
-  const char *server = cfg->tls_server ? cfg->tls_server : url;
-  download_progress dl;
-  bool downloading = device_download_progress(cfg, st, &dl);
-  int percent = dl.total ? (int)(dl.received * 100 / dl.total) : 0;
-  const char *dl_state = !downloading ? NULL
-                         : dl.complete ? "downloaded"
-                         : dl.received ? "partial"
-                                       : "not_started";
-  tls_cert_info ci = {0};
-  int have_cert = cert && tls_cert_info_pem(cert, &ci, &eb) == 0;
-  int provisioned = have_cert && key && reg;
-  const char *state = provisioned ? "provisioned" : have_cert ? "ecu_registering" : "unprovisioned";
-  char until[32] = "";
-  if (have_cert) {
-    struct tm tm;
-    gmtime_r(&ci.not_after, &tm);
-    strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  }
-  if (json) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "state", state);
-    cJSON_AddBoolToObject(o, "provisioned", provisioned);
-    id ? cJSON_AddStringToObject(o, "device_id", id) : cJSON_AddNullToObject(o, "device_id");
-    have_cert ? cJSON_AddStringToObject(o, "device_uuid", ci.cn)
-              : cJSON_AddNullToObject(o, "device_uuid");
-    server ? cJSON_AddStringToObject(o, "server", server) : cJSON_AddNullToObject(o, "server");
-    have_cert ? cJSON_AddStringToObject(o, "certificate_subject", ci.subject)
-              : cJSON_AddNullToObject(o, "certificate_subject");
-    have_cert ? cJSON_AddStringToObject(o, "certificate_expires", until)
-              : cJSON_AddNullToObject(o, "certificate_expires");
-    serial ? cJSON_AddStringToObject(o, "primary_ecu_serial", serial)
-           : cJSON_AddNullToObject(o, "primary_ecu_serial");
-    hwid ? cJSON_AddStringToObject(o, "primary_ecu_hardware_id", hwid)
-         : cJSON_AddNullToObject(o, "primary_ecu_hardware_id");
-    cJSON_AddStringToObject(o, "storage", cfg->storage_path);
-    cJSON_AddItemToObject(o, "installed_target", inst ? inst : cJSON_CreateNull());
-    cJSON_AddItemToObject(o, "unreported_result", report ? report : cJSON_CreateNull());
-    cJSON_AddItemToObject(o, "pending_reboot", pending ? pending : cJSON_CreateNull());
-    if (downloading) {
-      cJSON *d = cJSON_AddObjectToObject(o, "download");
-      cJSON_AddStringToObject(d, "target", dl.name);
-      cJSON_AddStringToObject(d, "state", dl_state);
-      cJSON_AddNumberToObject(d, "received", (double)dl.received);
-      cJSON_AddNumberToObject(d, "total", (double)dl.total);
-      cJSON_AddNumberToObject(d, "percent", percent);
-    } else {
-      cJSON_AddNullToObject(o, "download");
-    }
-    inst = report = pending = NULL; /* now owned by o */
-    char *s = cJSON_Print(o);
-    printf("%s\n", s);
-    free(s);
-    cJSON_Delete(o);
-  } else {
-    printf("state:        %s\n", state);
-    printf("device ID:    %s\n", id ? id : "-");
-    printf("device UUID:  %s\n", have_cert ? ci.cn : "-");
-    printf("server:       %s\n", server ? server : "-");
-    printf("certificate:  %s\n", have_cert ? ci.subject : "-");
-    printf("expires:      %s\n", have_cert ? until : "-");
-    printf("primary ECU:  %s%s%s\n", serial ? serial : "-", hwid ? " on " : "", hwid ? hwid : "");
-    printf("installed:    %s\n", cJSON_IsString(iname) ? iname->valuestring : "-");
-    if (cJSON_IsString(pname))
-      printf("pending:      %s (installed; a reboot completes it)\n", pname->valuestring);
-    if (downloading && dl.complete)
-      printf("download:     %s: %llu bytes, downloaded and verified; not installed yet\n",
-             dl.name, (unsigned long long)dl.total);
-    else if (downloading)
-      printf("download:     %s: %llu of %llu bytes (%d%%)%s\n", dl.name,
-             (unsigned long long)dl.received, (unsigned long long)dl.total, percent,
-             dl.received ? "; the next cycle resumes it" : "; not started");
-    if (cJSON_IsString(rcode))
-      printf("to report:    %s (%s)\n", rcode->valuestring,
-             cJSON_IsString(rtarget) ? rtarget->valuestring : "?");
-    printf("storage:      %s\n", cfg->storage_path);
-  }
-  cJSON_Delete(inst);
-  cJSON_Delete(report);
-  cJSON_Delete(pending);
-  free(inst_js);
-  free(report_js);
-  free(pending_js);
-  free(id);
-  free(cert);
-  if (key) memset(key, 0, strlen(key));
-  free(key);
-  free(url);
-  free(serial);
-  free(hwid);
-  free(reg);
+  status s;
+  status_load(&s, cfg, st);
+  if (json) status_print_json(&s);
+  else status_print_text(&s);
+  bool provisioned = s.provisioned;
+  status_free(&s);
   store_close(st);
   return provisioned ? EXIT_OK : EXIT_NOT_PROVISIONED;
 }
@@ -305,7 +338,19 @@ static int run_device(agent *a, const char *journal_path, int retries, int retry
   return a->exit_code < 0 ? EXIT_FAILED : a->exit_code;
 }
 
-int main(int argc, char **argv) {
+/* The command line, parsed. */
+typedef struct cli {
+  const char *configs[64];
+  int nconfigs;
+  const char *sets[64]; /* SECTION.KEY, VALUE pairs, applied after the files */
+  int nsets;
+  const char *journal_path;
+  const char *cmd;
+  int loglevel, retries, retry_cap, json, no_updates;
+} cli;
+
+/* Parses argv into c. Returns -1 to go on, or the exit code (help, version, usage error). */
+static int parse_args(int argc, char **argv, cli *c) {
   enum { OPT_LOGLEVEL = 256, OPT_STORAGE, OPT_PROVPATH, OPT_SERVER, OPT_DEVID, OPT_SET,
          OPT_JOURNAL, OPT_RETRIES, OPT_RETRYCAP, OPT_JSON, OPT_NOUPDATES };
   static const struct option longopts[] = {
@@ -324,32 +369,31 @@ int main(int argc, char **argv) {
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
-  const char *configs[64];
-  int nconfigs = 0;
-  const char *sets[64];
-  int nsets = 0;
-  const char *journal_path = NULL;
-  int loglevel = -1, retries = 8, retry_cap = 60, json = 0, ch;
+  memset(c, 0, sizeof(*c));
+  c->loglevel = -1;
+  c->retries = 8;
+  c->retry_cap = 60;
   char *end;
-  static agent a;
-  config_init(&a.cfg);
-
+  int ch;
   while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
     switch (ch) {
       case 'c':
-        if (nconfigs < 64) configs[nconfigs++] = optarg;
+        if (c->nconfigs < 64) c->configs[c->nconfigs++] = optarg;
         break;
       case OPT_LOGLEVEL:
-        loglevel = (int)strtol(optarg, &end, 10);
-        if (*end || loglevel < 0 || loglevel > 5) {
+        c->loglevel = (int)strtol(optarg, &end, 10);
+        if (*end || c->loglevel < 0 || c->loglevel > 5) {
           fprintf(stderr, "otad: --loglevel takes 0..5, not '%s'\n", optarg);
           return EXIT_USAGE;
         }
         break;
-      case OPT_STORAGE: sets[nsets++] = "storage.path"; sets[nsets++] = optarg; break;
-      case OPT_PROVPATH: sets[nsets++] = "provision.provision_path"; sets[nsets++] = optarg; break;
-      case OPT_SERVER: sets[nsets++] = "tls.server"; sets[nsets++] = optarg; break;
-      case OPT_DEVID: sets[nsets++] = "provision.device_id"; sets[nsets++] = optarg; break;
+      case OPT_STORAGE: c->sets[c->nsets++] = "storage.path"; c->sets[c->nsets++] = optarg; break;
+      case OPT_PROVPATH:
+        c->sets[c->nsets++] = "provision.provision_path";
+        c->sets[c->nsets++] = optarg;
+        break;
+      case OPT_SERVER: c->sets[c->nsets++] = "tls.server"; c->sets[c->nsets++] = optarg; break;
+      case OPT_DEVID: c->sets[c->nsets++] = "provision.device_id"; c->sets[c->nsets++] = optarg; break;
       case OPT_SET: {
         char *eq = strchr(optarg, '=');
         if (!eq || eq == optarg) {
@@ -357,32 +401,32 @@ int main(int argc, char **argv) {
           return EXIT_USAGE;
         }
         *eq = 0;
-        sets[nsets++] = optarg;
-        sets[nsets++] = eq + 1;
+        c->sets[c->nsets++] = optarg;
+        c->sets[c->nsets++] = eq + 1;
         break;
       }
-      case OPT_JOURNAL: journal_path = optarg; break;
+      case OPT_JOURNAL: c->journal_path = optarg; break;
       case OPT_RETRIES:
-        retries = (int)strtol(optarg, &end, 10);
-        if (*end || retries < 0) {
+        c->retries = (int)strtol(optarg, &end, 10);
+        if (*end || c->retries < 0) {
           fprintf(stderr, "otad: --retries takes a number >= 0, not '%s'\n", optarg);
           return EXIT_USAGE;
         }
         break;
       case OPT_RETRYCAP:
-        retry_cap = (int)strtol(optarg, &end, 10);
-        if (*end || retry_cap < 1) {
+        c->retry_cap = (int)strtol(optarg, &end, 10);
+        if (*end || c->retry_cap < 1) {
           fprintf(stderr, "otad: --retry-cap takes seconds >= 1, not '%s'\n", optarg);
           return EXIT_USAGE;
         }
         break;
-      case OPT_JSON: json = 1; break;
-      case OPT_NOUPDATES: a.no_updates = 1; break;
+      case OPT_JSON: c->json = 1; break;
+      case OPT_NOUPDATES: c->no_updates = 1; break;
       case 'h': fputs(usage_text, stdout); return EXIT_OK;
       case 'V': printf("otad %s\n", OTAD_VERSION); return EXIT_OK;
       default: fputs(usage_text, stderr); return EXIT_USAGE;
     }
-    if (nsets > 62) {
+    if (c->nsets > 62) {
       fprintf(stderr, "otad: too many overrides\n");
       return EXIT_USAGE;
     }
@@ -392,34 +436,48 @@ int main(int argc, char **argv) {
             usage_text);
     return EXIT_USAGE;
   }
-  const char *cmd = argv[optind];
-  if (strcmp(cmd, "once") && strcmp(cmd, "daemon") && strcmp(cmd, "status") &&
-      strcmp(cmd, "check")) {
-    fprintf(stderr, "otad: unknown command '%s' (once, check, daemon, status)\n", cmd);
+  c->cmd = argv[optind];
+  if (strcmp(c->cmd, "once") && strcmp(c->cmd, "daemon") && strcmp(c->cmd, "status") &&
+      strcmp(c->cmd, "check")) {
+    fprintf(stderr, "otad: unknown command '%s' (once, check, daemon, status)\n", c->cmd);
     return EXIT_USAGE;
   }
+  return -1;
+}
 
-  otad_errbuf eb = {{0}};
+/* The configuration files (or the default places), then the command line's settings. */
+static int load_config(const cli *c, otad_config *cfg, otad_errbuf *eb) {
   int rc = 0;
-  if (nconfigs == 0) rc = config_load_default(&a.cfg, NULL, config_warning, NULL, &eb);
-  for (int i = 0; i < nconfigs && !rc; i++)
-    rc = config_load_path(&a.cfg, configs[i], config_warning, NULL, &eb);
-  for (int i = 0; i < nsets && !rc; i += 2) rc = config_set(&a.cfg, sets[i], sets[i + 1], &eb);
-  if (!rc) rc = config_finish(&a.cfg, &eb);
-  if (rc) {
+  if (c->nconfigs == 0) rc = config_load_default(cfg, NULL, config_warning, NULL, eb);
+  for (int i = 0; i < c->nconfigs && !rc; i++)
+    rc = config_load_path(cfg, c->configs[i], config_warning, NULL, eb);
+  for (int i = 0; i < c->nsets && !rc; i += 2) rc = config_set(cfg, c->sets[i], c->sets[i + 1], eb);
+  if (!rc) rc = config_finish(cfg, eb);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  static cli c;
+  int rc = parse_args(argc, argv, &c);
+  if (rc >= 0) return rc;
+  static agent a;
+  config_init(&a.cfg);
+  a.no_updates = c.no_updates;
+  otad_errbuf eb = {{0}};
+  if (load_config(&c, &a.cfg, &eb)) {
     fprintf(stderr, "otad: configuration error: %s\n", eb.msg);
     config_free(&a.cfg);
     return EXIT_USAGE;
   }
-  log_set_level(loglevel >= 0 ? loglevel : a.cfg.loglevel);
+  log_set_level(c.loglevel >= 0 ? c.loglevel : a.cfg.loglevel);
   http_global_init();
   tls_global_init();
 
-  if (strcmp(cmd, "status") == 0) rc = cmd_status(&a.cfg, json);
+  if (strcmp(c.cmd, "status") == 0) rc = cmd_status(&a.cfg, c.json);
   else {
-    a.daemon = strcmp(cmd, "daemon") == 0;
-    a.check = strcmp(cmd, "check") == 0;
-    rc = run_device(&a, journal_path, retries, retry_cap, json);
+    a.daemon = strcmp(c.cmd, "daemon") == 0;
+    a.check = strcmp(c.cmd, "check") == 0;
+    rc = run_device(&a, c.journal_path, c.retries, c.retry_cap, c.json);
   }
   config_free(&a.cfg);
   http_global_cleanup();

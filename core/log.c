@@ -13,8 +13,15 @@ void log_set_level(int level) { log_threshold = level; }
 int log_get_level(void) { return log_threshold; }
 
 void log_msg(int level, const char *who, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  log_msgv(level, who, false, fmt, ap);
+  va_end(ap);
+}
+
+void log_msgv(int level, const char *who, bool quiet, const char *fmt, va_list ap) {
   static const char *names[] = {"trace", "debug", "info", "warning", "error", "fatal"};
-  if (level < log_threshold) return;
+  if (level < log_threshold || (quiet && level < LOG_WARN)) return;
   if (level < LOG_TRACE) level = LOG_TRACE;
   if (level > LOG_FATAL) level = LOG_FATAL;
 
@@ -28,10 +35,7 @@ void log_msg(int level, const char *who, const char *fmt, ...) {
                    tm.tm_sec, (int)(tv.tv_usec / 1000), names[level], who ? who : "",
                    who ? ": " : "");
   if (n < 0 || n >= (int)sizeof(line)) n = 0;
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-  va_end(ap);
   /* One fputs of a whole line keeps lines from different threads whole. */
   fprintf(stderr, "%s\n", line);
 }

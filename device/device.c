@@ -19,14 +19,10 @@
 static uint64_t now_ms(const device *d) { return uv_now(d->o.loop); }
 
 void device_log(const device *d, int level, const char *fmt, ...) {
-  if (level < log_get_level()) return;
-  if (d->o.quiet && level < LOG_WARN) return;
-  char msg[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  log_msgv(level, d->label, d->o.quiet, fmt, ap);
   va_end(ap);
-  log_msg(level, d->label, "%s", msg);
 }
 
 void device_init(device *d, const device_opts *o) {

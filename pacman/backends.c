@@ -26,11 +26,8 @@ int pacman_start(const pacman_backend *b, pacman_job *job, otad_errbuf *eb) {
 }
 
 void pacman_log(const pacman_job *job, int level, const char *fmt, ...) {
-  if (level < log_get_level() || (job->quiet && level < LOG_WARN)) return;
-  char msg[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  log_msgv(level, job->label, job->quiet, fmt, ap);
   va_end(ap);
-  log_msg(level, job->label, "%s", msg);
 }

@@ -137,15 +137,68 @@ static const char *type_name(mode_t t) {
   }
 }
 
-/* Extracts archive into the empty directory dir (a real path). */
-static int extract(const char *archive, const char *dir, uint64_t max_bytes, char *err,
-                   size_t errlen) {
-  struct archive *a = archive_read_new(), *w = archive_write_disk_new();
-  if (!a || !w) {
-    archive_read_free(a);
-    archive_write_free(w);
-    return failf(err, errlen, "out of memory");
+/* Refuses what an entry must not be, and rewrites its name (and a hardlink's target) to
+ * an absolute path under dir. 0, 1 for the tree's own root ("./": skip it), or -1 with
+ * err filled. raw is the name as the archive gives it (for messages). */
+static int check_entry(struct archive_entry *e, const char *dir, const char *raw, uint64_t total,
+                       uint64_t max_bytes, char *err, size_t errlen) {
+  char name[PATH_MAX], link[PATH_MAX], full[PATH_MAX * 2];
+  const char *orig = archive_entry_pathname(e);
+  int c = orig ? clean_name(orig, name, sizeof(name)) : -3;
+  if (c)
+    return failf(err, errlen, "entry '%s': %s; refused", raw,
+                 c == -1 ? "absolute path" : c == -2 ? "'..' in the path" : "name too long");
+  mode_t type = archive_entry_filetype(e);
+  const char *hard = archive_entry_hardlink(e);
+  if (hard) {
+    c = clean_name(hard, link, sizeof(link));
+    if (c || !hardlink_target_ok(dir, link))
+      return failf(err, errlen, "entry '%s': a hardlink to '%s', which is not a file extracted "
+                   "before it inside the tree; refused", raw, hard);
+    snprintf(full, sizeof(full), "%s/%s", dir, link);
+    archive_entry_copy_hardlink(e, full);
+  } else if (type == AE_IFLNK) {
+    if (!symlink_stays_inside(name, archive_entry_symlink(e)))
+      return failf(err, errlen, "entry '%s': a symlink to '%s', outside the tree; refused", raw,
+                   archive_entry_symlink(e) ? archive_entry_symlink(e) : "");
+  } else if (type != AE_IFREG && type != AE_IFDIR) {
+    return failf(err, errlen, "entry '%s' is %s; refused", raw, type_name(type));
   }
+  if (!name[0]) return 1; /* "./": the tree's own root */
+  if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0 &&
+      total + (uint64_t)archive_entry_size(e) > max_bytes)
+    return failf(err, errlen, "entry '%s': the content would exceed %" PRIu64 " bytes "
+                 "(a decompression bomb?); refused", raw, max_bytes);
+  mode_t perm = archive_entry_perm(e) & 0777; /* no setuid, setgid or sticky bits */
+  archive_entry_set_perm(e, type == AE_IFDIR ? perm | 0700 : perm);
+  archive_entry_set_uid(e, 0);
+  archive_entry_set_gid(e, 0);
+  snprintf(full, sizeof(full), "%s/%s", dir, name);
+  archive_entry_copy_pathname(e, full);
+  return 0;
+}
+
+/* Copies the current entry's data from a to w, counting it against max_bytes. */
+static int copy_data(struct archive *a, struct archive *w, const char *raw, uint64_t *total,
+                     uint64_t max_bytes, char *err, size_t errlen) {
+  for (;;) {
+    const void *buf;
+    size_t sz;
+    la_int64_t off;
+    int r = archive_read_data_block(a, &buf, &sz, &off);
+    if (r == ARCHIVE_EOF) return 0;
+    if (r < ARCHIVE_WARN) return failf(err, errlen, "entry '%s': %s", raw, arch_err(a));
+    *total += sz;
+    if (*total > max_bytes)
+      return failf(err, errlen, "entry '%s': the content exceeds %" PRIu64 " bytes "
+                   "(a decompression bomb?); refused", raw, max_bytes);
+    if (archive_write_data_block(w, buf, sz, off) < ARCHIVE_WARN)
+      return failf(err, errlen, "entry '%s': %s", raw, arch_err(w));
+  }
+}
+
+/* A reader for tar and zip, plain or compressed; a writer that restores modes and times. */
+static void set_up(struct archive *a, struct archive *w) {
   archive_read_support_format_tar(a);
   archive_read_support_format_zip(a);
   archive_read_support_filter_gzip(a);
@@ -155,6 +208,18 @@ static int extract(const char *archive, const char *dir, uint64_t max_bytes, cha
   archive_write_disk_set_options(w, ARCHIVE_EXTRACT_SECURE_NODOTDOT |
                                         ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                         ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME);
+}
+
+/* Extracts archive into the empty directory dir (a real path). */
+static int extract(const char *archive, const char *dir, uint64_t max_bytes, char *err,
+                   size_t errlen) {
+  struct archive *a = archive_read_new(), *w = archive_write_disk_new();
+  if (!a || !w) {
+    archive_read_free(a);
+    archive_write_free(w);
+    return failf(err, errlen, "out of memory");
+  }
+  set_up(a, w);
   int rc = 0;
   if (archive_read_open_filename(a, archive, 64 * 1024) != ARCHIVE_OK) {
     rc = failf(err, errlen, "%s: not a tar or zip archive (%s)", archive, arch_err(a));
@@ -162,7 +227,6 @@ static int extract(const char *archive, const char *dir, uint64_t max_bytes, cha
   }
   uint64_t total = 0, entries = 0;
   struct archive_entry *e;
-  char name[PATH_MAX], link[PATH_MAX], full[PATH_MAX * 2];
   for (;;) {
     int r = archive_read_next_header(a, &e);
     if (r == ARCHIVE_EOF) break;
@@ -179,74 +243,20 @@ static int extract(const char *archive, const char *dir, uint64_t max_bytes, cha
     char raw[256];
     const char *orig = archive_entry_pathname(e);
     snprintf(raw, sizeof(raw), "%s", orig ? orig : "(no name)");
-    int c = orig ? clean_name(orig, name, sizeof(name)) : -3;
-    if (c) {
-      rc = failf(err, errlen, "entry '%s': %s; refused", raw,
-                 c == -1 ? "absolute path" : c == -2 ? "'..' in the path" : "name too long");
+    int c = check_entry(e, dir, raw, total, max_bytes, err, errlen);
+    if (c < 0) {
+      rc = -1;
       goto out;
     }
-    mode_t type = archive_entry_filetype(e);
-    const char *hard = archive_entry_hardlink(e);
-    if (hard) {
-      c = clean_name(hard, link, sizeof(link));
-      if (c || !hardlink_target_ok(dir, link)) {
-        rc = failf(err, errlen, "entry '%s': a hardlink to '%s', which is not a file extracted "
-                   "before it inside the tree; refused", raw, hard);
-        goto out;
-      }
-      snprintf(full, sizeof(full), "%s/%s", dir, link);
-      archive_entry_copy_hardlink(e, full);
-    } else if (type == AE_IFLNK) {
-      if (!symlink_stays_inside(name, archive_entry_symlink(e))) {
-        rc = failf(err, errlen, "entry '%s': a symlink to '%s', outside the tree; refused", raw,
-                   archive_entry_symlink(e) ? archive_entry_symlink(e) : "");
-        goto out;
-      }
-    } else if (type != AE_IFREG && type != AE_IFDIR) {
-      rc = failf(err, errlen, "entry '%s' is %s; refused", raw, type_name(type));
-      goto out;
-    }
-    if (!name[0]) { /* "./": the tree's own root */
+    if (c > 0) {
       archive_read_data_skip(a);
       continue;
     }
-    if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0 &&
-        total + (uint64_t)archive_entry_size(e) > max_bytes) {
-      rc = failf(err, errlen, "entry '%s': the content would exceed %" PRIu64 " bytes "
-                 "(a decompression bomb?); refused", raw, max_bytes);
-      goto out;
-    }
-    mode_t perm = archive_entry_perm(e) & 0777; /* no setuid, setgid or sticky bits */
-    archive_entry_set_perm(e, type == AE_IFDIR ? perm | 0700 : perm);
-    archive_entry_set_uid(e, 0);
-    archive_entry_set_gid(e, 0);
-    snprintf(full, sizeof(full), "%s/%s", dir, name);
-    archive_entry_copy_pathname(e, full);
     if (archive_write_header(w, e) < ARCHIVE_WARN) {
       rc = failf(err, errlen, "entry '%s': %s", raw, arch_err(w));
       goto out;
     }
-    for (;;) {
-      const void *buf;
-      size_t sz;
-      la_int64_t off;
-      r = archive_read_data_block(a, &buf, &sz, &off);
-      if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) {
-        rc = failf(err, errlen, "entry '%s': %s", raw, arch_err(a));
-        goto out;
-      }
-      total += sz;
-      if (total > max_bytes) {
-        rc = failf(err, errlen, "entry '%s': the content exceeds %" PRIu64 " bytes "
-                   "(a decompression bomb?); refused", raw, max_bytes);
-        goto out;
-      }
-      if (archive_write_data_block(w, buf, sz, off) < ARCHIVE_WARN) {
-        rc = failf(err, errlen, "entry '%s': %s", raw, arch_err(w));
-        goto out;
-      }
-    }
+    if ((rc = copy_data(a, w, raw, &total, max_bytes, err, errlen)) != 0) goto out;
     if (archive_write_finish_entry(w) < ARCHIVE_WARN) {
       rc = failf(err, errlen, "entry '%s': %s", raw, arch_err(w));
       goto out;

@@ -101,6 +101,14 @@ static const char usage_text[] =
 
 typedef struct fleet fleet;
 
+/* Command-line settings that are not fleet state of their own. */
+typedef struct fleet_args {
+  const char *zip, *p12pw, *key_type, *journal_path, *report, *mode, *ca, *ca_key, *server_ca,
+      *tls_key, *hwid, *storage, *on_provisioned;
+  int loglevel;
+  bool no_progress;
+} fleet_args;
+
 /* One virtual device and what the fleet tracks about it. */
 typedef struct fleet_dev {
   device d; /* first: a device* of the fleet is a fleet_dev* */
@@ -122,6 +130,7 @@ typedef struct id_job {
 } id_job;
 
 struct fleet {
+  fleet_args args;
   otad_config cfg;
   uv_loop_t *loop;
   http_client *http;
@@ -776,7 +785,9 @@ static int setup_config(fleet *f, const char *zip, const char *key_type, const c
   return 0;
 }
 
-int main(int argc, char **argv) {
+/* Parses argv into f (its settings) and f->args. Returns -1 to go on, or the exit code
+ * (help, usage error). */
+static int parse_args(int argc, char **argv, fleet *f) {
   enum { OPT_P12PW = 256, OPT_KEYTYPE, OPT_CONC, OPT_RAMP, OPT_RETRIES, OPT_SEED, OPT_JOURNAL,
          OPT_REPORT, OPT_LOGLEVEL, OPT_MODE, OPT_FLEETCA, OPT_FLEETCAKEY, OPT_SERVERCA,
          OPT_TLSKEY, OPT_HWID, OPT_CYCLES, OPT_DURATION, OPT_POLL, OPT_JITTER, OPT_KEEPALIVE,
@@ -798,17 +809,19 @@ int main(int argc, char **argv) {
       {"list-devices", no_argument, 0, OPT_LIST}, {"help", no_argument, 0, 'h'},
       {"on-provisioned", required_argument, 0, OPT_HOOK},
       {0, 0, 0, 0}};
-  static fleet f;
-  const char *zip = NULL, *p12pw = "", *key_type = "ED25519", *journal_path = NULL,
-             *report = NULL, *mode = "shared", *ca = NULL, *ca_key = NULL, *server_ca = NULL,
-             *tls_key = "EC256", *hwid = NULL, *storage = "mem", *on_provisioned = NULL;
-  int loglevel = LOG_WARN, ch;
-  bool no_progress = false;
+  fleet_args *o = &f->args;
+  o->p12pw = "";
+  o->key_type = "ED25519";
+  o->mode = "shared";
+  o->tls_key = "EC256";
+  o->storage = "mem";
+  o->loglevel = LOG_WARN;
+  int ch;
   char *end;
-  f.concurrency = 64;
-  f.retries = 8;
-  f.poll_s = 10;
-  f.jitter = 0.1;
+  f->concurrency = 64;
+  f->retries = 8;
+  f->poll_s = 10;
+  f->jitter = 0.1;
 #define NUM(var, conv, cond, what)                                                      \
   do {                                                                                  \
     var = conv;                                                                         \
@@ -819,33 +832,33 @@ int main(int argc, char **argv) {
   } while (0)
   while ((ch = getopt_long(argc, argv, "n:z:s:h", longopts, NULL)) != -1) {
     switch (ch) {
-      case 'n': NUM(f.n, (int)strtol(optarg, &end, 10), f.n > 0, "--devices needs a number > 0"); break;
-      case 'z': zip = optarg; break;
-      case 's': f.url = strdup(optarg); break;
-      case OPT_P12PW: p12pw = optarg; break;
-      case OPT_KEYTYPE: key_type = optarg; break;
-      case OPT_CONC: NUM(f.concurrency, (int)strtol(optarg, &end, 10), f.concurrency > 0, "--concurrency needs a number > 0"); break;
-      case OPT_RAMP: NUM(f.ramp, strtod(optarg, &end), f.ramp >= 0, "--ramp needs a number >= 0"); break;
-      case OPT_RETRIES: NUM(f.retries, (int)strtol(optarg, &end, 10), f.retries >= 0, "--retries needs a number >= 0"); break;
-      case OPT_SEED: NUM(f.seed, strtoull(optarg, &end, 10), 1, "--seed needs a number"); break;
-      case OPT_JOURNAL: journal_path = optarg; break;
-      case OPT_REPORT: report = optarg; break;
-      case OPT_LOGLEVEL: NUM(loglevel, (int)strtol(optarg, &end, 10), loglevel >= 0 && loglevel <= 5, "--loglevel needs 0..5"); break;
-      case OPT_MODE: mode = optarg; break;
-      case OPT_FLEETCA: ca = optarg; break;
-      case OPT_FLEETCAKEY: ca_key = optarg; break;
-      case OPT_SERVERCA: server_ca = optarg; break;
-      case OPT_TLSKEY: tls_key = optarg; break;
-      case OPT_HWID: hwid = optarg; break;
-      case OPT_CYCLES: NUM(f.cycles, (int)strtol(optarg, &end, 10), f.cycles >= 0, "--cycles needs a number >= 0"); break;
-      case OPT_DURATION: NUM(f.duration, strtod(optarg, &end), f.duration > 0, "--duration needs seconds > 0"); break;
-      case OPT_POLL: NUM(f.poll_s, strtod(optarg, &end), f.poll_s > 0 && f.poll_s < 86400, "--poll needs seconds > 0"); break;
-      case OPT_JITTER: NUM(f.jitter, strtod(optarg, &end), f.jitter >= 0 && f.jitter < 1, "--jitter needs a fraction in [0, 1)"); break;
-      case OPT_KEEPALIVE: f.keep_alive = true; break;
-      case OPT_STORAGE: storage = optarg; break;
-      case OPT_NOPROGRESS: no_progress = true; break;
-      case OPT_LIST: f.list_devices = true; break;
-      case OPT_HOOK: on_provisioned = optarg; break;
+      case 'n': NUM(f->n, (int)strtol(optarg, &end, 10), f->n > 0, "--devices needs a number > 0"); break;
+      case 'z': o->zip = optarg; break;
+      case 's': f->url = strdup(optarg); break;
+      case OPT_P12PW: o->p12pw = optarg; break;
+      case OPT_KEYTYPE: o->key_type = optarg; break;
+      case OPT_CONC: NUM(f->concurrency, (int)strtol(optarg, &end, 10), f->concurrency > 0, "--concurrency needs a number > 0"); break;
+      case OPT_RAMP: NUM(f->ramp, strtod(optarg, &end), f->ramp >= 0, "--ramp needs a number >= 0"); break;
+      case OPT_RETRIES: NUM(f->retries, (int)strtol(optarg, &end, 10), f->retries >= 0, "--retries needs a number >= 0"); break;
+      case OPT_SEED: NUM(f->seed, strtoull(optarg, &end, 10), 1, "--seed needs a number"); break;
+      case OPT_JOURNAL: o->journal_path = optarg; break;
+      case OPT_REPORT: o->report = optarg; break;
+      case OPT_LOGLEVEL: NUM(o->loglevel, (int)strtol(optarg, &end, 10), o->loglevel >= 0 && o->loglevel <= 5, "--loglevel needs 0..5"); break;
+      case OPT_MODE: o->mode = optarg; break;
+      case OPT_FLEETCA: o->ca = optarg; break;
+      case OPT_FLEETCAKEY: o->ca_key = optarg; break;
+      case OPT_SERVERCA: o->server_ca = optarg; break;
+      case OPT_TLSKEY: o->tls_key = optarg; break;
+      case OPT_HWID: o->hwid = optarg; break;
+      case OPT_CYCLES: NUM(f->cycles, (int)strtol(optarg, &end, 10), f->cycles >= 0, "--cycles needs a number >= 0"); break;
+      case OPT_DURATION: NUM(f->duration, strtod(optarg, &end), f->duration > 0, "--duration needs seconds > 0"); break;
+      case OPT_POLL: NUM(f->poll_s, strtod(optarg, &end), f->poll_s > 0 && f->poll_s < 86400, "--poll needs seconds > 0"); break;
+      case OPT_JITTER: NUM(f->jitter, strtod(optarg, &end), f->jitter >= 0 && f->jitter < 1, "--jitter needs a fraction in [0, 1)"); break;
+      case OPT_KEEPALIVE: f->keep_alive = true; break;
+      case OPT_STORAGE: o->storage = optarg; break;
+      case OPT_NOPROGRESS: o->no_progress = true; break;
+      case OPT_LIST: f->list_devices = true; break;
+      case OPT_HOOK: o->on_provisioned = optarg; break;
       case 'h': fputs(usage_text, stdout); return 0;
       default: fputs(usage_text, stderr); return 2;
     }
@@ -855,121 +868,149 @@ int main(int argc, char **argv) {
     fprintf(stderr, PROG ": unexpected argument '%s'\n\n%s", argv[optind], usage_text);
     return 2;
   }
-  if (f.n <= 0) {
+  if (f->n <= 0) {
     fprintf(stderr, PROG ": --devices N (N > 0) is required\n\n%s", usage_text);
     return 2;
   }
-  if (strcmp(mode, "device") == 0) f.device_mode = true;
-  else if (strcmp(mode, "shared") != 0) {
-    fprintf(stderr, PROG ": --mode is shared or device, not '%s'\n", mode);
+  if (strcmp(o->mode, "device") == 0) f->device_mode = true;
+  else if (strcmp(o->mode, "shared") != 0) {
+    fprintf(stderr, PROG ": --mode is shared or device, not '%s'\n", o->mode);
     return 2;
   }
-  if (f.cycles > 0 && f.duration > 0) {
+  if (f->cycles > 0 && f->duration > 0) {
     fprintf(stderr, PROG ": --cycles and --duration exclude each other\n");
     return 2;
   }
-  if (strcmp(storage, "mem") != 0) f.storage_dir = storage;
-  log_set_level(loglevel);
+  return -1;
+}
+
+
+/* Sets the loop, the HTTP client and the timers up and runs the fleet to its end.
+ * 0, or 2 when out of memory. */
+static int run_fleet(fleet *f) {
+  raise_nofile(f);
+  f->stats = calloc(1, sizeof(*f->stats));
+  f->devs = calloc((size_t)f->n, sizeof(*f->devs));
+  f->loop = uv_default_loop();
+  f->http = http_client_new(f->loop);
+  if (!f->stats || !f->devs || !f->http) {
+    fprintf(stderr, PROG ": out of memory\n");
+    return 2;
+  }
+  fleet_stats_init(f->stats);
+  http_client_set_observer(f->http, on_request, f);
+  /* One pooled connection per device: a smaller pool closes the connection of a device
+   * between two requests of its poll (curl evicts the oldest idle one). Without
+   * --keep-alive a connection idle for a second is closed at the next pool sweep. */
+  http_client_set_max_connects(f->http, (long)f->n + 16);
+  if (http_client_session_shards(f->http, 24, f->keep_alive) != 0)
+    fprintf(stderr, PROG ": libcurl cannot share TLS sessions: no per-device session cache\n");
+  uv_timer_init(f->loop, &f->ramp_timer);
+  uv_timer_init(f->loop, &f->tick_timer);
+  uv_timer_init(f->loop, &f->duration_timer);
+  f->ramp_timer.data = f->tick_timer.data = f->duration_timer.data = f;
+  uv_signal_init(f->loop, &f->sigint);
+  f->sigint.data = f;
+  uv_signal_start(&f->sigint, on_sigint, SIGINT);
+  f->progress = !f->args.no_progress && isatty(2);
+  fprintf(stderr, PROG ": %d devices (%s mode) against %s, concurrency %d%s", f->n, f->args.mode, f->url,
+          f->concurrency, f->ramp > 0 ? ", ramped" : "");
+  if (f->cycles) fprintf(stderr, ", %d cycles every %.1f s", f->cycles, f->poll_s);
+  if (f->duration > 0) fprintf(stderr, ", %.0f s, polls every %.1f s", f->duration, f->poll_s);
+  fprintf(stderr, "\n");
+  f->on_provisioned = polls(f) ? f->args.on_provisioned : NULL;
+  f->heap_base = heap_in_use();
+  f->t0 = f->last_tick = uv_now(f->loop);
+  start_more(f);
+  if (f->ramp > 0) uv_timer_start(&f->ramp_timer, on_ramp, 10, 10);
+  uv_timer_start(&f->tick_timer, on_tick, 1000, 1000);
+  if (f->duration > 0) uv_timer_start(&f->duration_timer, on_duration, (uint64_t)(f->duration * 1000), 0);
+  if (f->n == f->failed_setup) finish_all(f);
+  uv_run(f->loop, UV_RUN_DEFAULT);
+  if (f->progress) fputs("\n", stderr);
+
+  return 0;
+}
+
+/* Prints the report (and writes it as JSON when asked). True when every device did what
+ * the run expected of it. */
+static bool report_fleet(fleet *f) {
+  fleet_summary m;
+  summarize(f, &m);
+  /* Where the heap went: the connections are gone now (the client is closed); the update
+   * state is what device_update_free() gives back. */
+  size_t heap_closed = heap_in_use();
+  for (int i = 0; i < f->n; i++)
+    if (f->devs[i]) device_update_free(&f->devs[i]->d);
+  size_t heap_no_upd = heap_in_use();
+  if (f->started && mallinfo2().uordblks) { /* 0 under valgrind */
+    double n = f->started;
+    m.heap_split.device_struct = sizeof(fleet_dev) + 16;
+    m.heap_split.store = f->store_bytes / n;
+    m.heap_split.credentials = f->cred_bytes / n;
+    m.heap_split.update_state = heap_closed > heap_no_upd ? (double)(heap_closed - heap_no_upd) / n : 0;
+    m.heap_split.connections_and_tls =
+        f->heap_at_end > heap_closed ? (double)(f->heap_at_end - heap_closed) / n : 0;
+  }
+  fleet_report_table(f->stats, &m, stdout);
+  print_failures(f, stdout);
+  if (f->args.report) write_report(f, &m, f->args.report);
+
+  return m.expected_ok == (uint64_t)f->n;
+}
+
+/* Frees what the run made. */
+static void free_fleet(fleet *f) {
+  for (int i = 0; i < f->n; i++) {
+    if (!f->devs[i]) continue;
+    device_free(&f->devs[i]->d);
+    free(f->devs[i]);
+  }
+  if (f->dev_cfgs)
+    for (int i = 0; i < f->n; i++) free(f->dev_cfgs[i].images_path);
+  free(f->dev_cfgs);
+  free(f->devs);
+  free(f->stats);
+  free(f->url);
+  free(f->ca_pem);
+  if (f->ca_key_pem) explicit_bzero(f->ca_key_pem, strlen(f->ca_key_pem));
+  free(f->ca_key_pem);
+  free(f->server_ca_pem);
+  tls_creds_free(&f->prov);
+  journal_close(f->jr);
+  config_free(&f->cfg);
+  uv_loop_close(f->loop);
+  http_global_cleanup();
+}
+
+int main(int argc, char **argv) {
+  static fleet f;
+  int rc = parse_args(argc, argv, &f);
+  if (rc >= 0) return rc;
+  fleet_args *o = &f.args;
+  if (strcmp(o->storage, "mem") != 0) f.storage_dir = o->storage;
+  log_set_level(o->loglevel);
   http_global_init();
   tls_global_init();
 
   otad_errbuf eb = {{0}};
-  int rc = f.device_mode ? setup_device_mode(&f, ca, ca_key, server_ca, tls_key, &eb)
-                         : setup_shared_mode(&f, zip, p12pw, &eb);
-  if (!rc) rc = setup_config(&f, zip, key_type, hwid, &eb);
+  rc = f.device_mode ? setup_device_mode(&f, o->ca, o->ca_key, o->server_ca, o->tls_key, &eb)
+                     : setup_shared_mode(&f, o->zip, o->p12pw, &eb);
+  if (!rc) rc = setup_config(&f, o->zip, o->key_type, o->hwid, &eb);
   if (rc) {
     fprintf(stderr, PROG ": %s\n", eb.msg);
     return 2;
   }
-  if (journal_path && !(f.jr = journal_open(journal_path, &eb))) {
+  if (o->journal_path && !(f.jr = journal_open(o->journal_path, &eb))) {
     fprintf(stderr, PROG ": %s\n", eb.msg);
     return 2;
   }
   rng r;
   rng_seed(&r, f.seed);
   snprintf(f.run_id, sizeof(f.run_id), "%08llx", (unsigned long long)rng_below(&r, 0xffffffffu));
-  raise_nofile(&f);
-  f.stats = calloc(1, sizeof(*f.stats));
-  f.devs = calloc((size_t)f.n, sizeof(*f.devs));
-  f.loop = uv_default_loop();
-  f.http = http_client_new(f.loop);
-  if (!f.stats || !f.devs || !f.http) {
-    fprintf(stderr, PROG ": out of memory\n");
-    return 2;
-  }
-  fleet_stats_init(f.stats);
-  http_client_set_observer(f.http, on_request, &f);
-  /* One pooled connection per device: a smaller pool closes the connection of a device
-   * between two requests of its poll (curl evicts the oldest idle one). Without
-   * --keep-alive a connection idle for a second is closed at the next pool sweep. */
-  http_client_set_max_connects(f.http, (long)f.n + 16);
-  if (http_client_session_shards(f.http, 24, f.keep_alive) != 0)
-    fprintf(stderr, PROG ": libcurl cannot share TLS sessions: no per-device session cache\n");
-  uv_timer_init(f.loop, &f.ramp_timer);
-  uv_timer_init(f.loop, &f.tick_timer);
-  uv_timer_init(f.loop, &f.duration_timer);
-  f.ramp_timer.data = f.tick_timer.data = f.duration_timer.data = &f;
-  uv_signal_init(f.loop, &f.sigint);
-  f.sigint.data = &f;
-  uv_signal_start(&f.sigint, on_sigint, SIGINT);
-  f.progress = !no_progress && isatty(2);
-  fprintf(stderr, PROG ": %d devices (%s mode) against %s, concurrency %d%s", f.n, mode, f.url,
-          f.concurrency, f.ramp > 0 ? ", ramped" : "");
-  if (f.cycles) fprintf(stderr, ", %d cycles every %.1f s", f.cycles, f.poll_s);
-  if (f.duration > 0) fprintf(stderr, ", %.0f s, polls every %.1f s", f.duration, f.poll_s);
-  fprintf(stderr, "\n");
-  f.on_provisioned = polls(&f) ? on_provisioned : NULL;
-  f.heap_base = heap_in_use();
-  f.t0 = f.last_tick = uv_now(f.loop);
-  start_more(&f);
-  if (f.ramp > 0) uv_timer_start(&f.ramp_timer, on_ramp, 10, 10);
-  uv_timer_start(&f.tick_timer, on_tick, 1000, 1000);
-  if (f.duration > 0) uv_timer_start(&f.duration_timer, on_duration, (uint64_t)(f.duration * 1000), 0);
-  if (f.n == f.failed_setup) finish_all(&f);
-  uv_run(f.loop, UV_RUN_DEFAULT);
-  if (f.progress) fputs("\n", stderr);
-
-  fleet_summary m;
-  summarize(&f, &m);
-  /* Where the heap went: the connections are gone now (the client is closed); the update
-   * state is what device_update_free() gives back. */
-  size_t heap_closed = heap_in_use();
-  for (int i = 0; i < f.n; i++)
-    if (f.devs[i]) device_update_free(&f.devs[i]->d);
-  size_t heap_no_upd = heap_in_use();
-  if (f.started && mallinfo2().uordblks) { /* 0 under valgrind */
-    double n = f.started;
-    m.heap_split.device_struct = sizeof(fleet_dev) + 16;
-    m.heap_split.store = f.store_bytes / n;
-    m.heap_split.credentials = f.cred_bytes / n;
-    m.heap_split.update_state = heap_closed > heap_no_upd ? (double)(heap_closed - heap_no_upd) / n : 0;
-    m.heap_split.connections_and_tls =
-        f.heap_at_end > heap_closed ? (double)(f.heap_at_end - heap_closed) / n : 0;
-  }
-  fleet_report_table(f.stats, &m, stdout);
-  print_failures(&f, stdout);
-  if (report) write_report(&f, &m, report);
-
-  int all = m.expected_ok == (uint64_t)f.n;
-  for (int i = 0; i < f.n; i++) {
-    if (!f.devs[i]) continue;
-    device_free(&f.devs[i]->d);
-    free(f.devs[i]);
-  }
-  if (f.dev_cfgs)
-    for (int i = 0; i < f.n; i++) free(f.dev_cfgs[i].images_path);
-  free(f.dev_cfgs);
-  free(f.devs);
-  free(f.stats);
-  free(f.url);
-  free(f.ca_pem);
-  if (f.ca_key_pem) explicit_bzero(f.ca_key_pem, strlen(f.ca_key_pem));
-  free(f.ca_key_pem);
-  free(f.server_ca_pem);
-  tls_creds_free(&f.prov);
-  journal_close(f.jr);
-  config_free(&f.cfg);
-  uv_loop_close(f.loop);
-  http_global_cleanup();
+  rc = run_fleet(&f);
+  if (rc) return rc;
+  bool all = report_fleet(&f);
+  free_fleet(&f);
   return all ? 0 : 1;
 }

@@ -460,6 +460,62 @@ void http_client_set_max_connects(http_client *c, long n) {
   curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, n > 0 ? n : 1L);
 }
 
+/* TLS: the peer and its name are verified against the pinned CA only (TLS 1.2 at least);
+ * the client identity as blobs, or from a PKCS#11 token through the SSL_CTX callback (then
+ * never pooled nor cached, see the file comment). Returns 0 or OTAD_EINVAL. */
+static int set_tls(http_client *c, http_request *r, CURL *e) {
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+  curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+  curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+  if (r->ca_pem) set_blob(e, CURLOPT_CAINFO_BLOB, r->ca_pem);
+  if (r->cert_pem && p11_is_uri(r->key_pem)) {
+    if (curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_p11) != CURLE_OK)
+      return OTAD_EINVAL; /* a TLS backend without SSL_CTX access */
+    curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, r);
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+    return 0;
+  }
+  if (r->cert_pem && r->key_pem) {
+    set_blob(e, CURLOPT_SSLCERT_BLOB, r->cert_pem);
+    curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+    set_blob(e, CURLOPT_SSLKEY_BLOB, r->key_pem);
+    curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+  }
+  if (r->fresh_connect) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  r->fresh_connect = 0;
+  if (r->forbid_reuse) curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+  if (r->no_tls_session) curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+  if (r->max_idle_s > 0) curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, r->max_idle_s);
+  CURLSH *sh = r->tls_cache ? session_shard(c, r->tls_cache) : NULL;
+  if (sh) curl_easy_setopt(e, CURLOPT_SHARE, sh);
+  return 0;
+}
+
+/* Method, headers and body. */
+static void set_request(http_request *r, CURL *e) {
+  if (r->sink && r->resume_from && strcmp(r->method, "GET") == 0) {
+    char range[32];
+    snprintf(range, sizeof(range), "%" PRIu64 "-", r->resume_from);
+    curl_easy_setopt(e, CURLOPT_RANGE, range); /* curl copies it */
+  }
+  if (r->content_type) {
+    char h[128];
+    snprintf(h, sizeof(h), "Content-Type: %s", r->content_type);
+    r->headers = curl_slist_append(r->headers, h);
+  }
+  r->headers = curl_slist_append(r->headers, "Expect:");
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+  if (strcmp(r->method, "GET") != 0) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? (const char *)r->body : "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+  }
+}
+
 int http_start(http_client *c, http_request *r) {
   if (!r->url || !r->method || r->easy) return OTAD_EINVAL;
   http_request_reset(r);
@@ -482,60 +538,16 @@ int http_start(http_client *c, http_request *r) {
   }
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-  if (r->sink) {
-    if (r->resume_from && strcmp(r->method, "GET") == 0) {
-      char range[32];
-      snprintf(range, sizeof(range), "%" PRIu64 "-", r->resume_from);
-      curl_easy_setopt(e, CURLOPT_RANGE, range); /* curl copies it */
-    }
-  }
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    r->connect_timeout_ms ? r->connect_timeout_ms : 60000L);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "otad/" OTAD_VERSION);
-  /* TLS: verify peer and host against the pinned CA only; TLS 1.2 at least. */
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-  curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
-  curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-  if (r->ca_pem) set_blob(e, CURLOPT_CAINFO_BLOB, r->ca_pem);
-  if (r->cert_pem && p11_is_uri(r->key_pem)) {
-    if (curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_p11) != CURLE_OK) {
-      curl_easy_cleanup(e);
-      r->easy = NULL;
-      return OTAD_EINVAL; /* a TLS backend without SSL_CTX access */
-    }
-    curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, r);
-    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
-  } else {
-    if (r->cert_pem && r->key_pem) {
-      set_blob(e, CURLOPT_SSLCERT_BLOB, r->cert_pem);
-      curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-      set_blob(e, CURLOPT_SSLKEY_BLOB, r->key_pem);
-      curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
-    }
-    if (r->fresh_connect) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-    r->fresh_connect = 0;
-    if (r->forbid_reuse) curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-    if (r->no_tls_session) curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
-    if (r->max_idle_s > 0) curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, r->max_idle_s);
-    CURLSH *sh = r->tls_cache ? session_shard(c, r->tls_cache) : NULL;
-    if (sh) curl_easy_setopt(e, CURLOPT_SHARE, sh);
+  int rc = set_tls(c, r, e);
+  if (rc) {
+    curl_easy_cleanup(e);
+    r->easy = NULL;
+    return rc;
   }
-  if (r->content_type) {
-    char h[128];
-    snprintf(h, sizeof(h), "Content-Type: %s", r->content_type);
-    r->headers = curl_slist_append(r->headers, h);
-  }
-  r->headers = curl_slist_append(r->headers, "Expect:");
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-  if (strcmp(r->method, "GET") != 0) {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? (const char *)r->body : "");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-  }
+  set_request(r, e);
   if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
     curl_easy_cleanup(e);
     curl_slist_free_all(r->headers);
