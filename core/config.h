@@ -76,7 +76,7 @@ typedef struct otad_config {
   /* [network] */
   int network_timeout_sec; /* bound of every request but a download (which has a low-speed
                               floor instead): connect, send, wait and read; default 60 */
-  /* [telemetry] (device data, PROTOCOL.md section 4) */
+  /* [telemetry] (device data, docs/protocol.md, section 4) */
   bool report_network; /* PUT /system_info/network when it changes; default true */
   bool report_config;  /* POST /system_info/config when it changes; default true */
 } otad_config;

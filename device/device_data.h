@@ -1,6 +1,6 @@
 /* device_data.h - what the device tells the server about itself, when it changes.
  *
- * Four kinds of device data (PROTOCOL.md section 4): the hardware (PUT /system_info), the
+ * Four kinds of device data (docs/protocol.md, section 4): the hardware (PUT /system_info), the
  * installed target (PUT /core/installed), the network (PUT /system_info/network, unless
  * [telemetry] report_network = false) and the effective configuration as TOML, secrets
  * redacted (POST /system_info/config, unless [telemetry] report_config = false). Each body

@@ -1,6 +1,6 @@
 /* events.h - what happened to an update, told to the server: the durable event queue.
  *
- * The steps of an update are events (PROTOCOL.md section 5): queued in the store when
+ * The steps of an update are events (docs/protocol.md, section 5): queued in the store when
  * they happen, sent later by events_flush() to POST {server}/events. Sending never holds
  * the state machine up: a flush that fails keeps the events for the next cycle.
  */

@@ -16,7 +16,7 @@
 #include "../uptane/uptane.h"
 #include "../uptane/walk.h"
 
-/* Result codes of an installation report (PROTOCOL.md section 5). */
+/* Result codes of an installation report (docs/protocol.md, section 5). */
 #define UPDATE_OK "OK"
 #define UPDATE_ALREADY_PROCESSED "ALREADY_PROCESSED"
 #define UPDATE_VERIFICATION_FAILED "VERIFICATION_FAILED"

@@ -48,7 +48,7 @@
 #include "states.h"
 
 #define LOW_SPEED_LIMIT 100   /* bytes/s ... */
-#define LOW_SPEED_TIME 60     /* ... for a minute ends a transfer (PROTOCOL.md section 7) */
+#define LOW_SPEED_TIME 60     /* ... for a minute ends a transfer (docs/protocol.md, section 7) */
 #define PROGRESS_MIN_MS 2000  /* no more than one progress line per 2 s, */
 #define PROGRESS_IDLE_MS 10000 /* one at every 10 % or after 10 s without one */
 

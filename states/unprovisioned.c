@@ -36,7 +36,7 @@ static void load_server_url(device *d) {
   }
 }
 
-/* Chooses the device ID per PROTOCOL.md and stores it before any request. */
+/* Chooses the device ID per docs/protocol.md (section 2) and stores it before any request. */
 static int choose_device_id(device *d) {
   char *stored = store_read_string(d->o.st, STORE_DEVICE_ID);
   if (stored && idgen_valid(stored)) {

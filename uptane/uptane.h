@@ -1,4 +1,5 @@
-/* uptane.h - Uptane metadata verification for both repositories (PROTOCOL.md section 5).
+/* uptane.h - Uptane metadata verification for both repositories (docs/protocol.md,
+ * section 5).
  *
  * Pure code over documents the caller fetched: no I/O, no network, no clock (every check
  * of expiry takes the caller's "now"), no globals. Trusted state lives in caller-owned
@@ -12,9 +13,9 @@
  * signatures but neither expiry nor the links between documents (those are rechecked by
  * uptane_director_check(), uptane_image_check() and uptane_verify_update()).
  *
- * One cycle (PROTOCOL.md 5): director root chain (uptane_director_root() for 1.root.json
- * or a stored root, then for each {N+1}.root.json until 404), uptane_root_check_expiry(),
- * uptane_director_targets(); if it lists targets, the image repository the same way:
+ * One cycle (docs/protocol.md, section 5; uptane/walk.h walks it): director root chain
+ * (uptane_director_root() for 1.root.json or a stored root, then for each {N+1}.root.json
+ * until 404), uptane_root_check_expiry(), uptane_director_targets(); if it lists targets, the image repository the same way:
  * root chain, uptane_image_timestamp(), uptane_image_snapshot() when
  * uptane_image_snapshot_needed(), uptane_image_targets() when uptane_image_targets_needed(),
  * then uptane_image_find() for each director target, fetching the delegations it asks for
@@ -22,8 +23,8 @@
  *
  * Choices:
  * - Two signatures with the same keyid make the whole document invalid
- *   (UPTANE_DUPLICATE_SIGNATURE), as in aktualizr: PROTOCOL.md says to reject them, and a
- *   correct server never sends them. Two keyids naming the same key material count
+ *   (UPTANE_DUPLICATE_SIGNATURE), as in aktualizr: docs/protocol.md (section 5) says to
+ *   reject them, and a correct server never sends them. Two keyids naming the same key material count
  *   once, so one key cannot meet a threshold of two. An unknown signature method is an
  *   error too (UPTANE_UNSUPPORTED, as aktualizr); a signature by a key the role does not
  *   list is skipped (it may be meant for another client).

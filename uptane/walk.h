@@ -2,7 +2,7 @@
  * fetch, takes its bytes, and says what to trust, store and install. No I/O, no clock
  * (the caller passes "now"), no loop: the caller fetches, stores and journals.
  *
- * The order (docs/protocol.md, "The metadata walk"): the director's root chain
+ * The order (docs/protocol.md, section 5): the director's root chain
  * ({N+1}.root.json until one is absent), its targets.json; when the director assigns the
  * primary ECU a target the caller does not have yet, the image repository's root chain,
  * timestamp.json, snapshot.json (when the timestamp names a version not trusted yet),
