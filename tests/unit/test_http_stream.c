@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "loopback_server.h"

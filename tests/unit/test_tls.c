@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 /* clang-format on */
 
