@@ -14,13 +14,13 @@
 #include <time.h>
 
 #include "core/config.h"
-#include "device/device.h"
 #include "core/log.h"
+#include "crypto/tls.h"
+#include "device/device.h"
 #include "device/status.h"
 #include "states/states.h"
 #include "storage/store.h"
 #include "transport/http.h"
-#include "crypto/tls.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_PROVISIONED = 3 };
 
@@ -73,7 +73,9 @@ typedef struct agent {
   int stopping;
 } agent;
 
-static void config_warning(void *ctx, const char *msg) { log_msg(LOG_WARN, "config", "%s", msg); }
+static void config_warning(void *ctx, const char *msg) {
+  log_msg(LOG_WARN, "config", "%s", msg);
+}
 
 static void on_device_closed(device *d) {
   agent *a = d->o.data;
@@ -93,8 +95,10 @@ static void on_device_done(device *d) {
   agent *a = d->o.data;
   bool cycle_ok = d->state == ST_POLLING && !(d->upd && d->upd->cycle_failed);
   a->exit_code = d->state == ST_PROVISIONED || cycle_ok ? EXIT_OK : EXIT_FAILED;
-  if (!a->daemon || d->state == ST_FAILED) stop(a);
-  else log_msg(LOG_INFO, d->label, "running; waiting for SIGTERM");
+  if (!a->daemon || d->state == ST_FAILED)
+    stop(a);
+  else
+    log_msg(LOG_INFO, d->label, "running; waiting for SIGTERM");
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -155,7 +159,8 @@ static void status_free(status *s) {
   cJSON_Delete(s->pending);
   if (s->key) memset(s->key, 0, strlen(s->key));
   char *strs[] = {s->id, s->cert, s->key, s->url, s->serial, s->hwid, s->reg};
-  for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) free(strs[i]);
+  for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+    free(strs[i]);
 }
 
 static const char *status_state(const status *s) {
@@ -168,8 +173,10 @@ static int download_percent(const download_progress *dl) {
 
 /* Adds key: value, or key: null when value is NULL. */
 static void add_str_or_null(cJSON *o, const char *key, const char *value) {
-  if (value) cJSON_AddStringToObject(o, key, value);
-  else cJSON_AddNullToObject(o, key);
+  if (value)
+    cJSON_AddStringToObject(o, key, value);
+  else
+    cJSON_AddNullToObject(o, key);
 }
 
 static void status_print_json(status *s) {
@@ -192,9 +199,10 @@ static void status_print_json(status *s) {
     const download_progress *dl = &s->dl;
     cJSON *d = cJSON_AddObjectToObject(o, "download");
     cJSON_AddStringToObject(d, "target", dl->name);
-    cJSON_AddStringToObject(d, "state", dl->complete ? "downloaded"
-                                        : dl->received ? "partial"
-                                                       : "not_started");
+    cJSON_AddStringToObject(d, "state",
+                            dl->complete   ? "downloaded"
+                            : dl->received ? "partial"
+                                           : "not_started");
     cJSON_AddNumberToObject(d, "received", (double)dl->received);
     cJSON_AddNumberToObject(d, "total", (double)dl->total);
     cJSON_AddNumberToObject(d, "percent", download_percent(dl));
@@ -228,12 +236,12 @@ static void status_print_text(const status *s) {
   printf("installed:    %s\n", iname ? iname : "-");
   if (pname) printf("pending:      %s (installed; a reboot completes it)\n", pname);
   if (s->downloading && dl->complete)
-    printf("download:     %s: %llu bytes, downloaded and verified; not installed yet\n",
-           dl->name, (unsigned long long)dl->total);
+    printf("download:     %s: %llu bytes, downloaded and verified; not installed yet\n", dl->name,
+           (unsigned long long)dl->total);
   else if (s->downloading)
     printf("download:     %s: %llu of %llu bytes (%d%%)%s\n", dl->name,
-           (unsigned long long)dl->received, (unsigned long long)dl->total,
-           download_percent(dl), dl->received ? "; the next cycle resumes it" : "; not started");
+           (unsigned long long)dl->received, (unsigned long long)dl->total, download_percent(dl),
+           dl->received ? "; the next cycle resumes it" : "; not started");
   if (rcode) printf("to report:    %s (%s)\n", rcode, rtarget ? rtarget : "?");
   printf("storage:      %s\n", s->cfg->storage_path);
 }
@@ -248,8 +256,10 @@ static int cmd_status(const otad_config *cfg, int json) {
   }
   status s;
   status_load(&s, cfg, st);
-  if (json) status_print_json(&s);
-  else status_print_text(&s);
+  if (json)
+    status_print_json(&s);
+  else
+    status_print_text(&s);
   bool provisioned = s.provisioned;
   status_free(&s);
   store_close(st);
@@ -283,8 +293,7 @@ static void print_check(const device *d, int json) {
   }
 }
 
-static int run_device(agent *a, const char *journal_path, int retries, int retry_cap_s,
-                      int json) {
+static int run_device(agent *a, const char *journal_path, int retries, int retry_cap_s, int json) {
   otad_errbuf eb = {{0}};
   store *st = store_fs_open(a->cfg.storage_path, &eb);
   if (!st) {
@@ -292,8 +301,10 @@ static int run_device(agent *a, const char *journal_path, int retries, int retry
     return EXIT_FAILED;
   }
   char jpath[4096];
-  if (!journal_path) snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", a->cfg.storage_path);
-  else snprintf(jpath, sizeof(jpath), "%s", journal_path);
+  if (!journal_path)
+    snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", a->cfg.storage_path);
+  else
+    snprintf(jpath, sizeof(jpath), "%s", journal_path);
   if (strcmp(jpath, "none") != 0) {
     a->jr = journal_open(jpath, &eb);
     if (!a->jr) log_msg(LOG_WARN, "otad", "%s; continuing without a journal", eb.msg);
@@ -351,24 +362,34 @@ typedef struct cli {
 
 /* Parses argv into c. Returns -1 to go on, or the exit code (help, version, usage error). */
 static int parse_args(int argc, char **argv, cli *c) {
-  enum { OPT_LOGLEVEL = 256, OPT_STORAGE, OPT_PROVPATH, OPT_SERVER, OPT_DEVID, OPT_SET,
-         OPT_JOURNAL, OPT_RETRIES, OPT_RETRYCAP, OPT_JSON, OPT_NOUPDATES };
-  static const struct option longopts[] = {
-      {"config", required_argument, 0, 'c'},
-      {"loglevel", required_argument, 0, OPT_LOGLEVEL},
-      {"storage", required_argument, 0, OPT_STORAGE},
-      {"provision-path", required_argument, 0, OPT_PROVPATH},
-      {"server", required_argument, 0, OPT_SERVER},
-      {"device-id", required_argument, 0, OPT_DEVID},
-      {"set", required_argument, 0, OPT_SET},
-      {"journal", required_argument, 0, OPT_JOURNAL},
-      {"retries", required_argument, 0, OPT_RETRIES},
-      {"retry-cap", required_argument, 0, OPT_RETRYCAP},
-      {"json", no_argument, 0, OPT_JSON},
-      {"no-updates", no_argument, 0, OPT_NOUPDATES},
-      {"help", no_argument, 0, 'h'},
-      {"version", no_argument, 0, 'V'},
-      {0, 0, 0, 0}};
+  enum {
+    OPT_LOGLEVEL = 256,
+    OPT_STORAGE,
+    OPT_PROVPATH,
+    OPT_SERVER,
+    OPT_DEVID,
+    OPT_SET,
+    OPT_JOURNAL,
+    OPT_RETRIES,
+    OPT_RETRYCAP,
+    OPT_JSON,
+    OPT_NOUPDATES
+  };
+  static const struct option longopts[] = {{"config", required_argument, 0, 'c'},
+                                           {"loglevel", required_argument, 0, OPT_LOGLEVEL},
+                                           {"storage", required_argument, 0, OPT_STORAGE},
+                                           {"provision-path", required_argument, 0, OPT_PROVPATH},
+                                           {"server", required_argument, 0, OPT_SERVER},
+                                           {"device-id", required_argument, 0, OPT_DEVID},
+                                           {"set", required_argument, 0, OPT_SET},
+                                           {"journal", required_argument, 0, OPT_JOURNAL},
+                                           {"retries", required_argument, 0, OPT_RETRIES},
+                                           {"retry-cap", required_argument, 0, OPT_RETRYCAP},
+                                           {"json", no_argument, 0, OPT_JSON},
+                                           {"no-updates", no_argument, 0, OPT_NOUPDATES},
+                                           {"help", no_argument, 0, 'h'},
+                                           {"version", no_argument, 0, 'V'},
+                                           {0, 0, 0, 0}};
   memset(c, 0, sizeof(*c));
   c->loglevel = -1;
   c->retries = 8;
@@ -377,54 +398,63 @@ static int parse_args(int argc, char **argv, cli *c) {
   int ch;
   while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
     switch (ch) {
-      case 'c':
-        if (c->nconfigs < 64) c->configs[c->nconfigs++] = optarg;
-        break;
-      case OPT_LOGLEVEL:
-        c->loglevel = (int)strtol(optarg, &end, 10);
-        if (*end || c->loglevel < 0 || c->loglevel > 5) {
-          fprintf(stderr, "otad: --loglevel takes 0..5, not '%s'\n", optarg);
-          return EXIT_USAGE;
-        }
-        break;
-      case OPT_STORAGE: c->sets[c->nsets++] = "storage.path"; c->sets[c->nsets++] = optarg; break;
-      case OPT_PROVPATH:
-        c->sets[c->nsets++] = "provision.provision_path";
-        c->sets[c->nsets++] = optarg;
-        break;
-      case OPT_SERVER: c->sets[c->nsets++] = "tls.server"; c->sets[c->nsets++] = optarg; break;
-      case OPT_DEVID: c->sets[c->nsets++] = "provision.device_id"; c->sets[c->nsets++] = optarg; break;
-      case OPT_SET: {
-        char *eq = strchr(optarg, '=');
-        if (!eq || eq == optarg) {
-          fprintf(stderr, "otad: --set takes SECTION.KEY=VALUE, not '%s'\n", optarg);
-          return EXIT_USAGE;
-        }
-        *eq = 0;
-        c->sets[c->nsets++] = optarg;
-        c->sets[c->nsets++] = eq + 1;
-        break;
+    case 'c':
+      if (c->nconfigs < 64) c->configs[c->nconfigs++] = optarg;
+      break;
+    case OPT_LOGLEVEL:
+      c->loglevel = (int)strtol(optarg, &end, 10);
+      if (*end || c->loglevel < 0 || c->loglevel > 5) {
+        fprintf(stderr, "otad: --loglevel takes 0..5, not '%s'\n", optarg);
+        return EXIT_USAGE;
       }
-      case OPT_JOURNAL: c->journal_path = optarg; break;
-      case OPT_RETRIES:
-        c->retries = (int)strtol(optarg, &end, 10);
-        if (*end || c->retries < 0) {
-          fprintf(stderr, "otad: --retries takes a number >= 0, not '%s'\n", optarg);
-          return EXIT_USAGE;
-        }
-        break;
-      case OPT_RETRYCAP:
-        c->retry_cap = (int)strtol(optarg, &end, 10);
-        if (*end || c->retry_cap < 1) {
-          fprintf(stderr, "otad: --retry-cap takes seconds >= 1, not '%s'\n", optarg);
-          return EXIT_USAGE;
-        }
-        break;
-      case OPT_JSON: c->json = 1; break;
-      case OPT_NOUPDATES: c->no_updates = 1; break;
-      case 'h': fputs(usage_text, stdout); return EXIT_OK;
-      case 'V': printf("otad %s\n", OTAD_VERSION); return EXIT_OK;
-      default: fputs(usage_text, stderr); return EXIT_USAGE;
+      break;
+    case OPT_STORAGE:
+      c->sets[c->nsets++] = "storage.path";
+      c->sets[c->nsets++] = optarg;
+      break;
+    case OPT_PROVPATH:
+      c->sets[c->nsets++] = "provision.provision_path";
+      c->sets[c->nsets++] = optarg;
+      break;
+    case OPT_SERVER:
+      c->sets[c->nsets++] = "tls.server";
+      c->sets[c->nsets++] = optarg;
+      break;
+    case OPT_DEVID:
+      c->sets[c->nsets++] = "provision.device_id";
+      c->sets[c->nsets++] = optarg;
+      break;
+    case OPT_SET: {
+      char *eq = strchr(optarg, '=');
+      if (!eq || eq == optarg) {
+        fprintf(stderr, "otad: --set takes SECTION.KEY=VALUE, not '%s'\n", optarg);
+        return EXIT_USAGE;
+      }
+      *eq = 0;
+      c->sets[c->nsets++] = optarg;
+      c->sets[c->nsets++] = eq + 1;
+      break;
+    }
+    case OPT_JOURNAL: c->journal_path = optarg; break;
+    case OPT_RETRIES:
+      c->retries = (int)strtol(optarg, &end, 10);
+      if (*end || c->retries < 0) {
+        fprintf(stderr, "otad: --retries takes a number >= 0, not '%s'\n", optarg);
+        return EXIT_USAGE;
+      }
+      break;
+    case OPT_RETRYCAP:
+      c->retry_cap = (int)strtol(optarg, &end, 10);
+      if (*end || c->retry_cap < 1) {
+        fprintf(stderr, "otad: --retry-cap takes seconds >= 1, not '%s'\n", optarg);
+        return EXIT_USAGE;
+      }
+      break;
+    case OPT_JSON: c->json = 1; break;
+    case OPT_NOUPDATES: c->no_updates = 1; break;
+    case 'h': fputs(usage_text, stdout); return EXIT_OK;
+    case 'V': printf("otad %s\n", OTAD_VERSION); return EXIT_OK;
+    default: fputs(usage_text, stderr); return EXIT_USAGE;
     }
     if (c->nsets > 62) {
       fprintf(stderr, "otad: too many overrides\n");
@@ -451,7 +481,8 @@ static int load_config(const cli *c, otad_config *cfg, otad_errbuf *eb) {
   if (c->nconfigs == 0) rc = config_load_default(cfg, NULL, config_warning, NULL, eb);
   for (int i = 0; i < c->nconfigs && !rc; i++)
     rc = config_load_path(cfg, c->configs[i], config_warning, NULL, eb);
-  for (int i = 0; i < c->nsets && !rc; i += 2) rc = config_set(cfg, c->sets[i], c->sets[i + 1], eb);
+  for (int i = 0; i < c->nsets && !rc; i += 2)
+    rc = config_set(cfg, c->sets[i], c->sets[i + 1], eb);
   if (!rc) rc = config_finish(cfg, eb);
   return rc;
 }
@@ -473,7 +504,8 @@ int main(int argc, char **argv) {
   http_global_init();
   tls_global_init();
 
-  if (strcmp(c.cmd, "status") == 0) rc = cmd_status(&a.cfg, c.json);
+  if (strcmp(c.cmd, "status") == 0)
+    rc = cmd_status(&a.cfg, c.json);
   else {
     a.daemon = strcmp(c.cmd, "daemon") == 0;
     a.check = strcmp(c.cmd, "check") == 0;

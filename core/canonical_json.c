@@ -71,7 +71,9 @@ void canonical_json_string(const char *s, size_t n, canonical_put_fn put, void *
   put(ctx, "\"", 1);
 }
 
-static void cj__put_cb(void *ctx, const char *s, size_t n) { cj__put(ctx, s, n); }
+static void cj__put_cb(void *ctx, const char *s, size_t n) {
+  cj__put(ctx, s, n);
+}
 
 static void cj__string(cj__buf *b, const char *s) {
   canonical_json_string(s, strlen(s), cj__put_cb, b);

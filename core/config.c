@@ -185,16 +185,14 @@ static bool parse_int(const char *s, long min, long max, int *out) {
   char *end;
   errno = 0;
   long v = strtol(s, &end, 10);
-  if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
-    return false;
+  if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max) return false;
   *out = (int)v;
   return true;
 }
 
 static int name_index(const char *const *names, int n, const char *s) {
   for (int i = 0; i < n; i++)
-    if (names[i] && strcmp(names[i], s) == 0)
-      return i;
+    if (names[i] && strcmp(names[i], s) == 0) return i;
   return -1;
 }
 
@@ -204,8 +202,7 @@ static int key_apply(otad_config *cfg, const config_key *k, const char *value, c
                      otad_errbuf *eb) {
   int i;
   switch (k->kind) {
-  case KIND_IGNORED:
-    return 0;
+  case KIND_IGNORED: return 0;
   case KIND_SOURCE:
     if (strcmp(value, "file") != 0 && strcmp(value, "pkcs11") != 0)
       return otad_fail(eb, OTAD_ECONFIG, "%s%s.%s: must be \"file\" or \"pkcs11\", not '%.64s'",
@@ -313,8 +310,7 @@ static int utf8_put(char *out, unsigned long cp) {
     out[1] = (char)(0x80 | (cp & 0x3F));
     return 2;
   }
-  if (cp >= 0xD800 && cp <= 0xDFFF)
-    return 0;
+  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
   if (cp < 0x10000) {
     out[0] = (char)(0xE0 | (cp >> 12));
     out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
@@ -343,8 +339,7 @@ static char *lex_basic_string(file_parse *p, char *s, char **value) {
       parse_fail(p, OTAD_ECONFIG, "unterminated string (missing closing '\"')", NULL);
       return NULL;
     }
-    if (c == '"')
-      break;
+    if (c == '"') break;
     if (c != '\\') {
       *out++ = c;
       continue;
@@ -389,8 +384,7 @@ static int lex_value(file_parse *p, char *s, char **value) {
       return parse_fail(p, OTAD_ECONFIG, "multi-line strings are not supported", NULL);
     if (s[0] == '"') {
       end = lex_basic_string(p, s + 1, value);
-      if (!end)
-        return p->rc;
+      if (!end) return p->rc;
       /* end is past the quote; the decoded value was terminated in place before it. */
     } else {
       *value = s + 1;
@@ -411,8 +405,7 @@ static int lex_value(file_parse *p, char *s, char **value) {
     end = s + strlen(s);
   while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
     *--end = '\0';
-  if (*s == '\0')
-    return parse_fail(p, OTAD_ECONFIG, "missing value (write key = \"value\")", NULL);
+  if (*s == '\0') return parse_fail(p, OTAD_ECONFIG, "missing value (write key = \"value\")", NULL);
   *value = s;
   return 0;
 }
@@ -428,8 +421,7 @@ static int lex_line(file_parse *p, char *line, char *out, int out_size) {
     if (s[1] == '[')
       return parse_fail(p, OTAD_ECONFIG, "arrays of tables ('[[...]]') are not supported", NULL);
     char *close = strchr(s, ']');
-    if (!close)
-      return parse_fail(p, OTAD_ECONFIG, "section header without ']'", NULL);
+    if (!close) return parse_fail(p, OTAD_ECONFIG, "section header without ']'", NULL);
     if (!only_comment_left(close + 1))
       return parse_fail(p, OTAD_ECONFIG,
                         "unexpected text after the section header:", skip_space(close + 1));
@@ -458,16 +450,12 @@ static int lex_line(file_parse *p, char *line, char *out, int out_size) {
       return parse_fail(p, OTAD_ECONFIG, "expected a key name or a [section]", NULL);
     return parse_fail(p, OTAD_ECONFIG, "expected key = \"value\" (missing '=')", NULL);
   }
-  if (name_len == 0)
-    return parse_fail(p, OTAD_ECONFIG, "missing key name before '='", NULL);
-  if (name_len > NAME_MAX_LEN)
-    return parse_fail(p, OTAD_ECONFIG, "key name too long", NULL);
+  if (name_len == 0) return parse_fail(p, OTAD_ECONFIG, "missing key name before '='", NULL);
+  if (name_len > NAME_MAX_LEN) return parse_fail(p, OTAD_ECONFIG, "key name too long", NULL);
   name[name_len] = '\0';
-  if (lex_value(p, skip_space(s + 1), &value) != 0)
-    return p->rc;
+  if (lex_value(p, skip_space(s + 1), &value) != 0) return p->rc;
   free(p->value);
-  if (!(p->value = strdup(value)))
-    return parse_fail(p, OTAD_ENOMEM, "out of memory", NULL);
+  if (!(p->value = strdup(value))) return parse_fail(p, OTAD_ENOMEM, "out of memory", NULL);
   snprintf(out, (size_t)out_size, "%s=", name);
   return 0;
 }
@@ -475,11 +463,9 @@ static int lex_line(file_parse *p, char *line, char *out, int out_size) {
 /* inih's reader: one canonical line per physical line; NULL at the end or on an error. */
 static char *line_reader(char *str, int num, void *stream) {
   file_parse *p = stream;
-  if (p->rc != 0)
-    return NULL;
+  if (p->rc != 0) return NULL;
   ssize_t n = getline(&p->raw, &p->raw_cap, p->fp);
-  if (n < 0)
-    return NULL;
+  if (n < 0) return NULL;
   p->lineno++;
   while (n > 0 && (p->raw[n - 1] == '\n' || p->raw[n - 1] == '\r'))
     p->raw[--n] = '\0';
@@ -488,14 +474,12 @@ static char *line_reader(char *str, int num, void *stream) {
     return NULL;
   }
   char *line = p->raw;
-  if (p->lineno == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0)
-    line += 3;
+  if (p->lineno == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0) line += 3;
   if (num < NAME_MAX_LEN + 4) { /* cannot happen with any inih build we know */
     parse_fail(p, OTAD_ECONFIG, "libinih line buffer too small", NULL);
     return NULL;
   }
-  if (lex_line(p, line, str, num - 1) != 0)
-    return NULL;
+  if (lex_line(p, line, str, num - 1) != 0) return NULL;
   strcat(str, "\n");
   return str;
 }
@@ -525,8 +509,7 @@ static int load_file(otad_config *cfg, const char *file, config_warn_fn warn, vo
   struct stat st;
   FILE *fp = fopen(file, "r");
   if (!fp) {
-    if (errno == ENOENT)
-      return otad_fail(eb, OTAD_ENOENT, "%s: no such file or directory", file);
+    if (errno == ENOENT) return otad_fail(eb, OTAD_ENOENT, "%s: no such file or directory", file);
     return otad_fail(eb, OTAD_EIO, "%s: %s", file, strerror(errno));
   }
   if (fstat(fileno(fp), &st) == 0 && st.st_size > FILE_MAX_BYTES) {
@@ -578,8 +561,7 @@ static char *path_join(const char *dir, const char *name) {
   while (dl > 1 && dir[dl - 1] == '/')
     dl--;
   char *s = malloc(dl + 1 + strlen(name) + 1);
-  if (s)
-    sprintf(s, "%.*s/%s", (int)dl, dir, name);
+  if (s) sprintf(s, "%.*s/%s", (int)dl, dir, name);
   return s;
 }
 
@@ -588,17 +570,14 @@ static char *path_join(const char *dir, const char *name) {
 static int file_list_add_dir(file_list *l, const char *dir, bool missing_ok, otad_errbuf *eb) {
   DIR *d = opendir(dir);
   if (!d) {
-    if (errno == ENOENT && missing_ok)
-      return 0;
-    if (errno == ENOENT)
-      return otad_fail(eb, OTAD_ENOENT, "%s: no such file or directory", dir);
+    if (errno == ENOENT && missing_ok) return 0;
+    if (errno == ENOENT) return otad_fail(eb, OTAD_ENOENT, "%s: no such file or directory", dir);
     return otad_fail(eb, OTAD_EIO, "%s: %s", dir, strerror(errno));
   }
   int rc = 0;
   struct dirent *de;
   while (rc == 0 && (de = readdir(d)) != NULL) {
-    if (!has_toml_suffix(de->d_name))
-      continue;
+    if (!has_toml_suffix(de->d_name)) continue;
     char *path = path_join(dir, de->d_name);
     struct stat st;
     if (!path) {
@@ -646,12 +625,10 @@ static int entry_cmp(const void *a, const void *b) {
 
 static int file_list_load(otad_config *cfg, file_list *l, config_warn_fn warn, void *ctx,
                           otad_errbuf *eb) {
-  if (l->n > 1)
-    qsort(l->v, l->n, sizeof(l->v[0]), entry_cmp);
+  if (l->n > 1) qsort(l->v, l->n, sizeof(l->v[0]), entry_cmp);
   for (size_t i = 0; i < l->n; i++) {
     int rc = load_file(cfg, l->v[i].path, warn, ctx, eb);
-    if (rc != 0)
-      return rc;
+    if (rc != 0) return rc;
   }
   return 0;
 }
@@ -673,8 +650,7 @@ void config_init(otad_config *cfg) {
 
 void config_free(otad_config *cfg) {
   for (size_t i = 0; i < N_KEYS; i++)
-    if (key_is_string(&config_keys[i]))
-      free(*key_str(cfg, &config_keys[i]));
+    if (key_is_string(&config_keys[i])) free(*key_str(cfg, &config_keys[i]));
   config_init(cfg);
 }
 
@@ -682,12 +658,10 @@ int config_load_path(otad_config *cfg, const char *path, config_warn_fn warn, vo
                      otad_errbuf *eb) {
   struct stat st;
   if (stat(path, &st) != 0) {
-    if (errno == ENOENT)
-      return otad_fail(eb, OTAD_ENOENT, "%s: no such file or directory", path);
+    if (errno == ENOENT) return otad_fail(eb, OTAD_ENOENT, "%s: no such file or directory", path);
     return otad_fail(eb, OTAD_EIO, "%s: %s", path, strerror(errno));
   }
-  if (!S_ISDIR(st.st_mode))
-    return load_file(cfg, path, warn, ctx, eb);
+  if (!S_ISDIR(st.st_mode)) return load_file(cfg, path, warn, ctx, eb);
   file_list l = {0};
   int rc = file_list_add_dir(&l, path, false, eb);
   if (rc == 0 && l.n == 0 && warn) {
@@ -695,8 +669,7 @@ int config_load_path(otad_config *cfg, const char *path, config_warn_fn warn, vo
     snprintf(msg, sizeof(msg), "%s: no *.toml files in this directory", path);
     warn(ctx, msg);
   }
-  if (rc == 0)
-    rc = file_list_load(cfg, &l, warn, ctx, eb);
+  if (rc == 0) rc = file_list_load(cfg, &l, warn, ctx, eb);
   file_list_free(&l);
   return rc;
 }
@@ -708,8 +681,7 @@ int config_load_default(otad_config *cfg, const char *const *dirs, config_warn_f
   int rc = 0;
   for (const char *const *d = dirs ? dirs : default_dirs; rc == 0 && *d; d++)
     rc = file_list_add_dir(&l, *d, true, eb);
-  if (rc == 0)
-    rc = file_list_load(cfg, &l, warn, ctx, eb);
+  if (rc == 0) rc = file_list_load(cfg, &l, warn, ctx, eb);
   file_list_free(&l);
   return rc;
 }
@@ -723,28 +695,24 @@ int config_set(otad_config *cfg, const char *section_key, const char *value, ota
   memcpy(section, section_key, (size_t)(dot - section_key));
   section[dot - section_key] = '\0';
   const config_key *k = key_find(section, dot + 1);
-  if (!k)
-    return otad_fail(eb, OTAD_ECONFIG, "unknown key '%.64s'", section_key);
+  if (!k) return otad_fail(eb, OTAD_ECONFIG, "unknown key '%.64s'", section_key);
   return key_apply(cfg, k, value ? value : "", "", eb);
 }
 
 /* Sets *field to a copy of value when it is unset. */
 static int default_str(char **field, const char *value) {
-  if (*field)
-    return 0;
+  if (*field) return 0;
   *field = strdup(value);
   return *field ? 0 : OTAD_ENOMEM;
 }
 
 /* Sets *field to base + suffix (base without trailing '/') when it is unset. */
 static int default_url(char **field, const char *base, const char *suffix) {
-  if (*field)
-    return 0;
+  if (*field) return 0;
   size_t bl = strlen(base);
   while (bl > 0 && base[bl - 1] == '/')
     bl--;
-  if (!(*field = malloc(bl + strlen(suffix) + 1)))
-    return OTAD_ENOMEM;
+  if (!(*field = malloc(bl + strlen(suffix) + 1))) return OTAD_ENOMEM;
   sprintf(*field, "%.*s%s", (int)bl, base, suffix);
   return 0;
 }
@@ -752,8 +720,7 @@ static int default_url(char **field, const char *base, const char *suffix) {
 /* pkcs11 sources need the module and the object's ID. */
 static int check_pkcs11(const otad_config *cfg, const char *source, const char *what,
                         const char *id, const char *id_key, otad_errbuf *eb) {
-  if (!source || strcmp(source, "pkcs11") != 0)
-    return 0;
+  if (!source || strcmp(source, "pkcs11") != 0) return 0;
   if (!cfg->p11_module)
     return otad_fail(eb, OTAD_ECONFIG, "%s = \"pkcs11\" needs p11.module (the PKCS#11 library)",
                      what);
@@ -782,11 +749,10 @@ int config_finish(otad_config *cfg, otad_errbuf *eb) {
     return rc;
   /* The server issues the TLS key in SharedCred mode; a token key only fits DeviceCred. */
   if (cfg->mode != PROVISION_DEVICE_CRED) {
-    const char *src = cfg->tls_pkey_source && strcmp(cfg->tls_pkey_source, "pkcs11") == 0
-                          ? "tls.pkey_source"
-                      : cfg->tls_cert_source && strcmp(cfg->tls_cert_source, "pkcs11") == 0
-                          ? "tls.cert_source"
-                          : NULL;
+    const char *src =
+        cfg->tls_pkey_source && strcmp(cfg->tls_pkey_source, "pkcs11") == 0   ? "tls.pkey_source"
+        : cfg->tls_cert_source && strcmp(cfg->tls_cert_source, "pkcs11") == 0 ? "tls.cert_source"
+                                                                              : NULL;
     if (src)
       return otad_fail(eb, OTAD_ECONFIG,
                        "%s = \"pkcs11\" needs provision.mode = \"DeviceCred\": in %s mode the "
@@ -797,8 +763,7 @@ int config_finish(otad_config *cfg, otad_errbuf *eb) {
   /* The server may also come later from credentials.zip (autoprov.url) or
    * tls.server_url_path; the derived URLs are filled here only when it is known now. */
   const char *server = cfg->tls_server ? cfg->tls_server : cfg->provision_server;
-  if (cfg->tls_server)
-    rc |= default_str(&cfg->provision_server, cfg->tls_server);
+  if (cfg->tls_server) rc |= default_str(&cfg->provision_server, cfg->tls_server);
   if (server) {
     rc |= default_url(&cfg->director_server, server, "/director");
     rc |= default_url(&cfg->repo_server, server, "/repo");
@@ -813,28 +778,26 @@ int config_finish(otad_config *cfg, otad_errbuf *eb) {
   if (!cfg->images_path && cfg->storage_path) { /* beside the store (aktualizr: /var/sota/images) */
     size_t n = strlen(cfg->storage_path) + sizeof("/images");
     cfg->images_path = malloc(n);
-    if (cfg->images_path) snprintf(cfg->images_path, n, "%s/images", cfg->storage_path);
-    else rc |= OTAD_ENOMEM;
+    if (cfg->images_path)
+      snprintf(cfg->images_path, n, "%s/images", cfg->storage_path);
+    else
+      rc |= OTAD_ENOMEM;
   }
   rc |= default_str(&cfg->import_tls_cacert_path, "root.crt");
   rc |= default_str(&cfg->import_tls_clientcert_path, "client.pem");
   rc |= default_str(&cfg->import_tls_pkey_path, "pkey.pem");
-  if (rc != 0)
-    return otad_fail(eb, OTAD_ENOMEM, "configuration: out of memory");
+  if (rc != 0) return otad_fail(eb, OTAD_ENOMEM, "configuration: out of memory");
   return 0;
 }
 
 enum provision_mode config_mode(const otad_config *cfg) {
-  if (cfg->mode != PROVISION_AUTO)
-    return cfg->mode;
+  if (cfg->mode != PROVISION_AUTO) return cfg->mode;
   return cfg->provision_path ? PROVISION_SHARED_CRED : PROVISION_DEVICE_CRED;
 }
 
 char *config_path(const otad_config *cfg, const char *path) {
-  if (!path)
-    return NULL;
-  if (path[0] == '/')
-    return strdup(path);
+  if (!path) return NULL;
+  if (path[0] == '/') return strdup(path);
   return path_join(cfg->import_base_path ? cfg->import_base_path : "/var/sota/import", path);
 }
 
@@ -858,15 +821,11 @@ static void dump_string(FILE *f, const char *s) {
 static bool dump_has_value(const otad_config *cfg, const config_key *k) {
   otad_config *c = (otad_config *)cfg; /* key_str/key_int only read here */
   switch (k->kind) {
-  case KIND_IGNORED:
-    return false;
+  case KIND_IGNORED: return false;
   case KIND_STRING:
-  case KIND_SOURCE:
-    return *key_str(c, k) != NULL;
-  case KIND_MODE:
-    return *key_int(c, k) != PROVISION_AUTO;
-  default:
-    return true;
+  case KIND_SOURCE: return *key_str(c, k) != NULL;
+  case KIND_MODE: return *key_int(c, k) != PROVISION_AUTO;
+  default: return true;
   }
 }
 
@@ -881,18 +840,12 @@ static void dump_key(FILE *f, const otad_config *cfg, const config_key *k) {
     dump_string(f, k->secret && *s ? "<redacted>" : s);
     break;
   }
-  case KIND_MODE:
-    dump_string(f, config_mode_name((enum provision_mode) * key_int(c, k)));
-    break;
+  case KIND_MODE: dump_string(f, config_mode_name((enum provision_mode) * key_int(c, k))); break;
   case KIND_KEY_TYPE:
     dump_string(f, config_key_type_name((enum uptane_key_type) * key_int(c, k)));
     break;
-  case KIND_BOOL:
-    fputs(*key_bool(c, k) ? "true" : "false", f);
-    break;
-  default:
-    fprintf(f, "%d", *key_int(c, k));
-    break;
+  case KIND_BOOL: fputs(*key_bool(c, k) ? "true" : "false", f); break;
+  default: fprintf(f, "%d", *key_int(c, k)); break;
   }
   fputc('\n', f);
 }
@@ -901,8 +854,7 @@ char *config_dump(const otad_config *cfg) {
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
-  if (!f)
-    return NULL;
+  if (!f) return NULL;
   bool first = true;
   for (size_t i = 0; i < N_KEYS;) {
     /* One run of the table per section; its header only if some key has a value. */
@@ -915,8 +867,7 @@ char *config_dump(const otad_config *cfg) {
       first = false;
     }
     for (; i < end; i++)
-      if (dump_has_value(cfg, &config_keys[i]))
-        dump_key(f, cfg, &config_keys[i]);
+      if (dump_has_value(cfg, &config_keys[i])) dump_key(f, cfg, &config_keys[i]);
   }
   if (fclose(f) != 0) {
     free(buf);

@@ -16,9 +16,9 @@
 #include "error.h"
 
 enum provision_mode {
-  PROVISION_AUTO = 0,       /* unset: SharedCred if provision_path set, else DeviceCred */
-  PROVISION_SHARED_CRED,    /* "SharedCred" */
-  PROVISION_DEVICE_CRED,    /* "DeviceCred" */
+  PROVISION_AUTO = 0,         /* unset: SharedCred if provision_path set, else DeviceCred */
+  PROVISION_SHARED_CRED,      /* "SharedCred" */
+  PROVISION_DEVICE_CRED,      /* "DeviceCred" */
   PROVISION_SHARED_CRED_REUSE /* "SharedCredReuse": keep the fleet key (testing only) */
 };
 
@@ -39,8 +39,8 @@ typedef struct otad_config {
   char *tls_cert_source; /* "file" (default) | "pkcs11" */
   /* [provision] */
   char *provision_server;
-  char *p12_password;  /* default "" */
-  int expiry_days;     /* default 36000 */
+  char *p12_password; /* default "" */
+  int expiry_days;    /* default 36000 */
   char *provision_path;
   enum provision_mode mode;
   char *device_id;
@@ -48,19 +48,19 @@ typedef struct otad_config {
   char *primary_ecu_hardware_id;
   char *ecu_registration_endpoint; /* NULL: {director}/ecus */
   /* [uptane] */
-  int polling_sec; /* default 10 */
+  int polling_sec;       /* default 10 */
   char *director_server; /* default {server}/director when a server is configured */
   char *repo_server;     /* default {server}/repo when a server is configured */
   char *key_source;      /* "file" (default) | "pkcs11" */
   enum uptane_key_type key_type;
   /* [pacman] */
-  char *pacman_type;          /* none (default), archive, command */
-  char *images_path;          /* default /var/sota/images */
+  char *pacman_type;            /* none (default), archive, command */
+  char *images_path;            /* default /var/sota/images */
   char *pacman_install_command; /* type = command: the program run as CMD IMAGE TARGET */
   /* [storage] */
   char *storage_path; /* default /var/sota */
   /* [import] */
-  char *import_base_path; /* default /var/sota/import */
+  char *import_base_path;           /* default /var/sota/import */
   char *import_tls_cacert_path;     /* default root.crt */
   char *import_tls_clientcert_path; /* default client.pem */
   char *import_tls_pkey_path;       /* default pkey.pem */
@@ -101,13 +101,12 @@ int config_load_path(otad_config *cfg, const char *path, config_warn_fn warn, vo
 /* Applies the default sources (/usr/lib/sota/conf.d then /etc/sota/conf.d, later names
  * replacing earlier ones) on top of cfg; dirs is a NULL-terminated list to use instead,
  * or NULL for the defaults. Missing directories are skipped. */
-int config_load_default(otad_config *cfg, const char *const *dirs, config_warn_fn warn,
-                        void *ctx, otad_errbuf *eb);
+int config_load_default(otad_config *cfg, const char *const *dirs, config_warn_fn warn, void *ctx,
+                        otad_errbuf *eb);
 
 /* Sets one "section.key" to value as if it came from a file (command-line overrides).
  * Returns 0, or OTAD_ECONFIG with the reason in eb. */
-int config_set(otad_config *cfg, const char *section_key, const char *value,
-               otad_errbuf *eb);
+int config_set(otad_config *cfg, const char *section_key, const char *value, otad_errbuf *eb);
 
 /* Checks cross-field rules after loading (SharedCred needs provision_path, a pkcs11
  * source needs p11.module and the object's ID) and fills derived defaults (mode from

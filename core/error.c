@@ -6,9 +6,8 @@
 
 const char *otad_strerror(int err) {
   switch (err) {
-#define OTAD_ERR_TEXT(name, val, text) \
-  case val:                            \
-    return text;
+#define OTAD_ERR_TEXT(name, val, text)                                                             \
+  case val: return text;
     OTAD_ERRORS(OTAD_ERR_TEXT)
 #undef OTAD_ERR_TEXT
   }
@@ -17,9 +16,8 @@ const char *otad_strerror(int err) {
 
 const char *otad_errname(int err) {
   switch (err) {
-#define OTAD_ERR_NAME(name, val, text) \
-  case val:                            \
-    return #name;
+#define OTAD_ERR_NAME(name, val, text)                                                             \
+  case val: return #name;
     OTAD_ERRORS(OTAD_ERR_NAME)
 #undef OTAD_ERR_NAME
   }

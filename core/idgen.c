@@ -16,14 +16,14 @@ static const char *const adjectives[64] = {
     "rusty",  "shiny",  "silent", "silver", "smart",  "snowy",  "solid",  "steady",
     "sunny",  "swift",  "tidy",   "urban",  "vivid",  "warm",   "wise",   "young"};
 static const char *const nouns[64] = {
-    "badger", "bear",   "beaver", "bison",  "cheetah", "condor", "crane",  "dingo",
-    "dolphin", "eagle", "falcon", "ferret", "finch",   "fox",    "gecko",  "gibbon",
-    "heron",  "hippo",  "ibis",   "impala", "jackal",  "jaguar", "koala",  "lemur",
-    "lion",   "llama",  "lynx",   "magpie", "marmot",  "mink",   "moose",  "newt",
-    "ocelot", "orca",   "osprey", "otter",  "owl",     "panda",  "parrot", "pelican",
-    "puffin", "quail",  "rabbit", "raven",  "robin",   "salmon", "seal",   "shark",
-    "sloth",  "sparrow", "stork", "swan",   "tapir",   "tiger",  "toucan", "trout",
-    "turtle", "viper",  "walrus", "weasel", "whale",   "wolf",   "wombat", "zebra"};
+    "badger",  "bear",    "beaver", "bison",  "cheetah", "condor", "crane",  "dingo",
+    "dolphin", "eagle",   "falcon", "ferret", "finch",   "fox",    "gecko",  "gibbon",
+    "heron",   "hippo",   "ibis",   "impala", "jackal",  "jaguar", "koala",  "lemur",
+    "lion",    "llama",   "lynx",   "magpie", "marmot",  "mink",   "moose",  "newt",
+    "ocelot",  "orca",    "osprey", "otter",  "owl",     "panda",  "parrot", "pelican",
+    "puffin",  "quail",   "rabbit", "raven",  "robin",   "salmon", "seal",   "shark",
+    "sloth",   "sparrow", "stork",  "swan",   "tapir",   "tiger",  "toucan", "trout",
+    "turtle",  "viper",   "walrus", "weasel", "whale",   "wolf",   "wombat", "zebra"};
 
 void idgen_readable(rng *r, char *out, size_t cap) {
   uint64_t x = rng_next(r);
@@ -36,8 +36,8 @@ int idgen_valid(const char *id) {
   if (n == 0 || n > 64) return 0;
   for (size_t i = 0; i < n; i++) {
     char c = id[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == '-'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
       return 0;
   }
   return 1;

@@ -1,7 +1,8 @@
 /* idgen.h - readable device IDs: "adjective-noun-NNNNNN", lower case.
  *
  * The last resort of the device ID rules (docs/protocol.md, section 2: stored ID,
- * configured ID, certificate CN, then a generated name). Readable names are easier to find in a server's console.
+ * configured ID, certificate CN, then a generated name). Readable names are easier to find in a
+ * server's console.
  */
 #ifndef OTAD_IDGEN_H
 #define OTAD_IDGEN_H

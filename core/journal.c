@@ -155,7 +155,8 @@ typedef struct label_table {
 
 static size_t hash_label(const char *s) {
   size_t h = 1469598103934665603ULL;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
   return h;
 }
 
@@ -168,7 +169,8 @@ static slot *table_get(label_table *t, const char *label) {
     for (size_t i = 0; i < t->cap; i++) {
       if (!t->slots[i].label) continue;
       size_t k = hash_label(t->slots[i].label) & (ncap - 1);
-      while (ns[k].label) k = (k + 1) & (ncap - 1);
+      while (ns[k].label)
+        k = (k + 1) & (ncap - 1);
       ns[k] = t->slots[i];
     }
     free(t->slots);
@@ -189,7 +191,8 @@ static slot *table_get(label_table *t, const char *label) {
 }
 
 static void table_free(label_table *t) {
-  for (size_t i = 0; i < t->cap; i++) free(t->slots[i].label);
+  for (size_t i = 0; i < t->cap; i++)
+    free(t->slots[i].label);
   free(t->slots);
 }
 
@@ -212,8 +215,7 @@ static int diverge(replay_result *res, size_t line, const char *fmt, ...) {
 
 /* Checks one parsed line against the table and the device's previous state. *sp gets the
  * device's slot once it is known. */
-static int replay_line(label_table *tab, replay_result *res, size_t n, const cJSON *o,
-                       slot **sp) {
+static int replay_line(label_table *tab, replay_result *res, size_t n, const cJSON *o, slot **sp) {
   const char *label = json_str(o, "device"), *from = json_str(o, "from"),
              *event = json_str(o, "event"), *to = json_str(o, "to"),
              *action = json_str(o, "action");
@@ -222,8 +224,8 @@ static int replay_line(label_table *tab, replay_result *res, size_t n, const cJS
   int f = machine_state_from_name(from), e = machine_event_from_name(event),
       t = machine_state_from_name(to);
   if (f < 0 || e < 0 || t < 0)
-    return diverge(res, n, "line %zu: unknown state or event name (%s --%s--> %s)", n, from,
-                   event, to);
+    return diverge(res, n, "line %zu: unknown state or event name (%s --%s--> %s)", n, from, event,
+                   to);
   slot *s = table_get(tab, label);
   if (!s) return diverge(res, n, "line %zu: out of memory", n);
   *sp = s;
@@ -236,17 +238,16 @@ static int replay_line(label_table *tab, replay_result *res, size_t n, const cJS
   } else if (s->state < 0) {
     return diverge(res, n, "line %zu: device %s has '%s' before any 'start'", n, label, event);
   } else if (s->state != f) {
-    return diverge(res, n,
-                   "line %zu: device %s was left in '%s' but this line starts from '%s'", n,
+    return diverge(res, n, "line %zu: device %s was left in '%s' but this line starts from '%s'", n,
                    label, machine_state_name((enum dev_state)s->state), from);
   }
   transition tr;
   if (!machine_step((enum dev_state)f, (enum dev_event)e, &tr))
-    return diverge(res, n, "line %zu: device %s: event '%s' is not allowed in state '%s'", n,
-                   label, event, from);
+    return diverge(res, n, "line %zu: device %s: event '%s' is not allowed in state '%s'", n, label,
+                   event, from);
   if ((int)tr.to != t)
-    return diverge(res, n, "line %zu: device %s: '%s' on '%s' leads to '%s', journal says '%s'",
-                   n, label, from, event, machine_state_name(tr.to), to);
+    return diverge(res, n, "line %zu: device %s: '%s' on '%s' leads to '%s', journal says '%s'", n,
+                   label, from, event, machine_state_name(tr.to), to);
   if (action && machine_action_from_name(action) != (int)tr.action)
     return diverge(res, n, "line %zu: device %s: '%s' on '%s' does '%s', journal says '%s'", n,
                    label, from, event, machine_action_name(tr.action), action);
@@ -268,7 +269,8 @@ static int replay(FILE *in, replay_result *res, int keep_going, journal_divergen
   while ((len = getline(&line, &cap, in)) > 0) {
     n++;
     int complete = line[len - 1] == '\n';
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+      line[--len] = 0;
     if (len == 0) continue;
     res->lines++;
     cJSON *o = cJSON_Parse(line);
@@ -316,7 +318,9 @@ static int replay(FILE *in, replay_result *res, int keep_going, journal_divergen
   return rc;
 }
 
-int journal_replay(FILE *in, replay_result *res) { return replay(in, res, 0, NULL, NULL); }
+int journal_replay(FILE *in, replay_result *res) {
+  return replay(in, res, 0, NULL, NULL);
+}
 
 int journal_replay_each(FILE *in, replay_result *res, journal_divergence_fn cb, void *ctx) {
   return replay(in, res, 1, cb, ctx);

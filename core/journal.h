@@ -32,17 +32,17 @@ void journal_close(journal *j);
 
 /* What a replay found. */
 typedef struct replay_result {
-  size_t lines;       /* lines read (blank lines not counted) */
-  size_t transitions; /* lines that matched the table */
-  size_t devices;     /* distinct labels */
-  size_t runs;        /* "start" events */
+  size_t lines;                   /* lines read (blank lines not counted) */
+  size_t transitions;             /* lines that matched the table */
+  size_t devices;                 /* distinct labels */
+  size_t runs;                    /* "start" events */
   size_t final_counts[ST__COUNT]; /* devices per last state */
-  int diverged;       /* 1 when a line does not follow from the table */
-  size_t line;        /* the first divergent or malformed line (1-based) */
-  int torn_tail;      /* 1 when the last line was cut short (a crash) and ignored */
-  char why[512];      /* what diverged, in words */
-  size_t diverged_devices; /* journal_replay_each: devices with a divergence (plus one for
-                              any malformed lines) */
+  int diverged;                   /* 1 when a line does not follow from the table */
+  size_t line;                    /* the first divergent or malformed line (1-based) */
+  int torn_tail;                  /* 1 when the last line was cut short (a crash) and ignored */
+  char why[512];                  /* what diverged, in words */
+  size_t diverged_devices;        /* journal_replay_each: devices with a divergence (plus one for
+                                     any malformed lines) */
 } replay_result;
 
 /* Re-runs every line of in through machine_step() and checks continuity per device.
@@ -52,8 +52,7 @@ int journal_replay(FILE *in, replay_result *res);
 
 /* Told about each divergence journal_replay_each() finds: the line (1-based), the device's
  * label ("" for a line without one) and what diverged, in words ("line N: device L: ..."). */
-typedef void (*journal_divergence_fn)(void *ctx, size_t line, const char *label,
-                                      const char *why);
+typedef void (*journal_divergence_fn)(void *ctx, size_t line, const char *label, const char *why);
 
 /* journal_replay() for journals of many devices (otad-fleet's): each device's transitions
  * are checked on their own, so a device that diverges is reported through cb (may be NULL)

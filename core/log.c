@@ -8,9 +8,13 @@
 
 static int log_threshold = LOG_INFO;
 
-void log_set_level(int level) { log_threshold = level; }
+void log_set_level(int level) {
+  log_threshold = level;
+}
 
-int log_get_level(void) { return log_threshold; }
+int log_get_level(void) {
+  return log_threshold;
+}
 
 void log_msg(int level, const char *who, const char *fmt, ...) {
   va_list ap;
@@ -31,9 +35,8 @@ void log_msgv(int level, const char *who, bool quiet, const char *fmt, va_list a
   gmtime_r(&tv.tv_sec, &tm);
   char line[1536];
   int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-7s %s%s",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                   tm.tm_sec, (int)(tv.tv_usec / 1000), names[level], who ? who : "",
-                   who ? ": " : "");
+                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                   (int)(tv.tv_usec / 1000), names[level], who ? who : "", who ? ": " : "");
   if (n < 0 || n >= (int)sizeof(line)) n = 0;
   vsnprintf(line + n, sizeof(line) - n, fmt, ap);
   /* One fputs of a whole line keeps lines from different threads whole. */

@@ -99,9 +99,12 @@ static int lookup(const char *const *names, int n, const char *name) {
   return -1;
 }
 
-int machine_state_from_name(const char *name) { return lookup(state_names, ST__COUNT, name); }
-int machine_event_from_name(const char *name) { return lookup(event_names, EV__COUNT, name); }
+int machine_state_from_name(const char *name) {
+  return lookup(state_names, ST__COUNT, name);
+}
+int machine_event_from_name(const char *name) {
+  return lookup(event_names, EV__COUNT, name);
+}
 int machine_action_from_name(const char *name) {
   return lookup(action_names, ACT__COUNT, name);
 }
-

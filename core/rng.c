@@ -26,4 +26,6 @@ uint64_t rng_next(rng *r) {
   return x * 0x2545f4914f6cdd1dULL;
 }
 
-uint64_t rng_below(rng *r, uint64_t n) { return n ? rng_next(r) % n : 0; }
+uint64_t rng_below(rng *r, uint64_t n) {
+  return n ? rng_next(r) % n : 0;
+}

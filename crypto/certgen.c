@@ -157,7 +157,6 @@ static uint8_t *certgen__cert_der(const char *pem, int *len, otad_errbuf *eb) {
   return der;
 }
 
-
 /* The checks of certgen_check_ca; on success *der and *der_len hold the CA certificate's DER
  * and *key its private key (both the caller's to free). */
 static int certgen__load_ca(const char *ca_cert_pem, const char *ca_key_pem, uint8_t **der,

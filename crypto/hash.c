@@ -1,6 +1,6 @@
 /* hash.c - streaming SHA-256/SHA-512 over wolfCrypt (see hash.h). */
-#include "../core/hex.h"
 #include "hash.h"
+#include "../core/hex.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,7 +36,6 @@ int hash_update(hash_ctx *h, const void *data, size_t len) {
   return 0;
 }
 
-
 int hash_final(hash_ctx *h, char *hex256, char *hex512) {
   if (hex256) hex256[0] = 0;
   if (hex512) hex512[0] = 0;
@@ -44,12 +43,16 @@ int hash_final(hash_ctx *h, char *hex256, char *hex512) {
   int rc = 0;
   uint8_t d[WC_SHA512_DIGEST_SIZE];
   if (h->want256) {
-    if (wc_Sha256Final(&h->sha256, d) != 0) rc = OTAD_ECRYPTO;
-    else if (hex256) hex_encode(d, WC_SHA256_DIGEST_SIZE, hex256, false);
+    if (wc_Sha256Final(&h->sha256, d) != 0)
+      rc = OTAD_ECRYPTO;
+    else if (hex256)
+      hex_encode(d, WC_SHA256_DIGEST_SIZE, hex256, false);
   }
   if (h->want512) {
-    if (wc_Sha512Final(&h->sha512, d) != 0) rc = OTAD_ECRYPTO;
-    else if (hex512) hex_encode(d, WC_SHA512_DIGEST_SIZE, hex512, false);
+    if (wc_Sha512Final(&h->sha512, d) != 0)
+      rc = OTAD_ECRYPTO;
+    else if (hex512)
+      hex_encode(d, WC_SHA512_DIGEST_SIZE, hex512, false);
   }
   hash_free(h);
   return rc;
@@ -69,8 +72,9 @@ int hash_fd(hash_ctx *h, int fd, uint64_t len, otad_errbuf *eb) {
     size_t want = len - off < sizeof(buf) ? (size_t)(len - off) : sizeof(buf);
     ssize_t n = pread(fd, buf, want, (off_t)off);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return otad_fail(eb, OTAD_EIO, "reading at offset %llu: %s",
-                                (unsigned long long)off, strerror(errno));
+    if (n < 0)
+      return otad_fail(eb, OTAD_EIO, "reading at offset %llu: %s", (unsigned long long)off,
+                       strerror(errno));
     if (n == 0)
       return otad_fail(eb, OTAD_EIO, "file ends at %llu bytes, %llu expected",
                        (unsigned long long)off, (unsigned long long)len);

@@ -21,8 +21,8 @@
 
 typedef struct hash_ctx {
   bool want256, want512;
-  bool ready;       /* initialised and not yet finished */
-  uint64_t bytes;   /* fed so far */
+  bool ready;     /* initialised and not yet finished */
+  uint64_t bytes; /* fed so far */
   wc_Sha256 sha256;
   wc_Sha512 sha512;
 } hash_ctx;

@@ -13,8 +13,8 @@
  * PKCS#11 session must not be used by two threads at once, so every use of it, ours and
  * the crypto callback's, holds the token's lock.
  */
-#include "../core/hex.h"
 #include "p11.h"
+#include "../core/hex.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -335,14 +335,12 @@ void p11_shutdown(void) {
 
 /* ---- object IDs and URIs ---- */
 
-
 /* "02" -> {0x02}; an even number of hex digits, 1 to 32 bytes. */
 static int p11__parse_id(const char *hex, uint8_t *id, size_t *len, otad_errbuf *eb) {
   size_t n = hex ? strlen(hex) : 0;
   int bad = n == 0 || n % 2 != 0 || n / 2 > P11_MAX_ID;
   for (size_t i = 0; !bad && i < n / 2; i++) {
-    int hi = hex_digit((unsigned char)hex[2 * i]),
-        lo = hex_digit((unsigned char)hex[2 * i + 1]);
+    int hi = hex_digit((unsigned char)hex[2 * i]), lo = hex_digit((unsigned char)hex[2 * i + 1]);
     if (hi < 0 || lo < 0)
       bad = 1;
     else

@@ -10,9 +10,9 @@
  */
 #include "tls.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <limits.h>
 #include <string.h>
 
 #include "pem.h"
@@ -44,7 +44,6 @@ static void tls__free_secret(void *p, size_t len) {
     free(p);
   }
 }
-
 
 /* Appends src to the heap string *dst (which may be NULL). Returns 0 or -1. */
 static int tls__append(char **dst, const char *src) {
@@ -247,7 +246,8 @@ static int der_next(const uint8_t **p, const uint8_t *end, der_tlv *t) {
     size_t k = n & 0x7f;
     if (k == 0 || k > 4 || (size_t)(end - *p) < 2 + k) return -1;
     n = 0;
-    for (size_t j = 0; j < k; j++) n = (n << 8) | (*p)[2 + j];
+    for (size_t j = 0; j < k; j++)
+      n = (n << 8) | (*p)[2 + j];
     i += k;
   }
   if ((size_t)(end - *p) - i < n) return -1;
@@ -293,7 +293,8 @@ static unsigned long max_iterations(const uint8_t *p, const uint8_t *end, const 
     if (n < 4) kids[n] = t;
     n++;
     unsigned long inner = 0;
-    if (t.tag & 0x20) inner = max_iterations(t.val, t.val + t.len, limit, depth + 1);
+    if (t.tag & 0x20)
+      inner = max_iterations(t.val, t.val + t.len, limit, depth + 1);
     else if (t.tag == 0x04 && holds_der(&t))
       inner = max_iterations(t.val, t.val + t.len, limit, depth + 1);
     if (inner > most) most = inner;

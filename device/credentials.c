@@ -92,8 +92,10 @@ bool credentials_load_stored(device *d) {
   d->creds.ca_pem = ca;
   tls_cert_info ci;
   otad_errbuf eb = {{0}};
-  if (tls_cert_info_pem(cert, &ci, &eb) == 0) snprintf(d->uuid, sizeof(d->uuid), "%s", ci.cn);
-  else device_log(d, LOG_WARN, "stored client.pem: %s", eb.msg);
+  if (tls_cert_info_pem(cert, &ci, &eb) == 0)
+    snprintf(d->uuid, sizeof(d->uuid), "%s", ci.cn);
+  else
+    device_log(d, LOG_WARN, "stored client.pem: %s", eb.msg);
   return true;
 }
 

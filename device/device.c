@@ -12,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/log.h"
 #include "../states/installing.h"
 #include "../states/states.h"
-#include "../core/log.h"
 
-static uint64_t now_ms(const device *d) { return uv_now(d->o.loop); }
+static uint64_t now_ms(const device *d) {
+  return uv_now(d->o.loop);
+}
 
 void device_log(const device *d, int level, const char *fmt, ...) {
   va_list ap;
@@ -151,14 +153,14 @@ void device_wait_cycle(device *d) {
 static void apply(device *d, enum dev_event ev, const char *detail) {
   transition t;
   if (!machine_step(d->state, ev, &t)) {
-    device_log(d, LOG_ERROR, "bug: event '%s' is not handled in state '%s'",
-               machine_event_name(ev), machine_state_name(d->state));
+    device_log(d, LOG_ERROR, "bug: event '%s' is not handled in state '%s'", machine_event_name(ev),
+               machine_state_name(d->state));
     return;
   }
   if (d->o.jr) journal_record(d->o.jr, d->label, d->id, &t, detail);
   if (t.from != t.to)
-    device_log(d, LOG_DEBUG, "%s --%s--> %s", machine_state_name(t.from),
-               machine_event_name(ev), machine_state_name(t.to));
+    device_log(d, LOG_DEBUG, "%s --%s--> %s", machine_state_name(t.from), machine_event_name(ev),
+               machine_state_name(t.to));
   d->state = t.to;
   /* a verified document is progress within a cycle, not the cycle's end: retries of a
    * cycle that keeps failing later on must still add up to max_retries */
@@ -177,8 +179,8 @@ void device_fire(device *d, enum dev_event ev, const char *detail) {
   if (d->dispatching) {
     /* An action raises at most one event before it returns; a second is a bug. */
     if (d->pending >= 0) {
-      device_log(d, LOG_ERROR, "bug: '%s' raised while '%s' waits; dropped",
-                 machine_event_name(ev), machine_event_name(d->pending));
+      device_log(d, LOG_ERROR, "bug: '%s' raised while '%s' waits; dropped", machine_event_name(ev),
+                 machine_event_name(d->pending));
       return;
     }
     d->pending = ev;
@@ -212,8 +214,10 @@ void device_fail_with(device *d, enum dev_event ev, int err, const char *fmt, ..
 
 char *device_url(const char *base, const char *path) {
   size_t bl = strlen(base);
-  while (bl > 0 && base[bl - 1] == '/') bl--;
-  while (*path == '/') path++;
+  while (bl > 0 && base[bl - 1] == '/')
+    bl--;
+  while (*path == '/')
+    path++;
   char *u = malloc(bl + strlen(path) + 2);
   if (u) sprintf(u, "%.*s/%s", (int)bl, base, path);
   return u;

@@ -16,16 +16,16 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "../storage/store.h"
-#include "../transport/http.h"
-#include "../uptane/keys.h"
-#include "../crypto/tls.h"
 #include "../core/backoff.h"
 #include "../core/config.h"
 #include "../core/error.h"
 #include "../core/journal.h"
 #include "../core/machine.h"
 #include "../core/rng.h"
+#include "../crypto/tls.h"
+#include "../storage/store.h"
+#include "../transport/http.h"
+#include "../uptane/keys.h"
 #include "update.h"
 
 typedef struct device device;
@@ -44,42 +44,42 @@ typedef struct device_actions {
 
 /* How a device is set up by its owner. */
 typedef struct device_opts {
-  const char *label;          /* stable name in logs and the journal */
-  const otad_config *cfg;     /* shared, read-only */
+  const char *label;      /* stable name in logs and the journal */
+  const otad_config *cfg; /* shared, read-only */
   uv_loop_t *loop;
-  http_client *http;          /* shared by all devices of a loop */
-  store *st;                  /* the device's own storage (owned by the device) */
-  journal *jr;                /* may be NULL; shared */
-  const tls_creds *shared_prov; /* fleet key parsed once by the owner (fleet); NULL = the
-                                   device reads credentials.zip itself */
-  const char *shared_url;     /* server URL that goes with shared_prov */
-  uint64_t seed;              /* for jitter and names; 0 = from the clock */
-  uint32_t retry_base_ms;     /* first backoff delay; 0 = 1000 */
-  uint32_t retry_cap_ms;      /* longest backoff delay; 0 = 60000 */
-  int max_retries;            /* transient failures tolerated in a row; < 0 = no limit */
-  bool one_shot;              /* otad once: a failure that waits for the next cycle ends
-                                 the run instead */
-  bool watch_import;          /* provisioned with DeviceCred: re-import when the [import]
-                                 files change (checked every polling_sec) */
-  bool quiet;                 /* log only warnings and errors (fleet) */
-  bool updates;               /* once provisioned, poll for updates (else the run ends) */
-  bool check_only;            /* otad check: the first verified update ends the run
-                                 (d->upd->check_available); nothing is downloaded and no
-                                 pending installation is completed */
+  http_client *http;             /* shared by all devices of a loop */
+  store *st;                     /* the device's own storage (owned by the device) */
+  journal *jr;                   /* may be NULL; shared */
+  const tls_creds *shared_prov;  /* fleet key parsed once by the owner (fleet); NULL = the
+                                    device reads credentials.zip itself */
+  const char *shared_url;        /* server URL that goes with shared_prov */
+  uint64_t seed;                 /* for jitter and names; 0 = from the clock */
+  uint32_t retry_base_ms;        /* first backoff delay; 0 = 1000 */
+  uint32_t retry_cap_ms;         /* longest backoff delay; 0 = 60000 */
+  int max_retries;               /* transient failures tolerated in a row; < 0 = no limit */
+  bool one_shot;                 /* otad once: a failure that waits for the next cycle ends
+                                    the run instead */
+  bool watch_import;             /* provisioned with DeviceCred: re-import when the [import]
+                                    files change (checked every polling_sec) */
+  bool quiet;                    /* log only warnings and errors (fleet) */
+  bool updates;                  /* once provisioned, poll for updates (else the run ends) */
+  bool check_only;               /* otad check: the first verified update ends the run
+                                    (d->upd->check_available); nothing is downloaded and no
+                                    pending installation is completed */
   const device_actions *actions; /* required: states_actions (states/states.h), or a test's */
   device_done_fn done;
-  void *data;                 /* the owner's */
+  void *data; /* the owner's */
 
   /* Fleet simulation (all optional; zero = as the agent behaves). */
   struct image_sink *(*image_sink)(void); /* where downloads go (storage/image.h); NULL =
                                  files in the images directory. The fleet: hash-only (nothing
                                  kept; only [pacman] type none can install such an image) */
-  bool connect_per_poll;      /* each poll opens a new connection (resuming the device's
-                                 TLS session when it can) instead of reusing a pooled one */
-  long http_max_idle_s;       /* http_request.max_idle_s of every request (0 = curl's) */
-  uint32_t tls_cache;         /* http_request.tls_cache: the device's TLS session slot */
-  uint32_t poll_ms;           /* time between polls; 0 = [uptane] polling_sec */
-  double poll_jitter;         /* with poll_ms: +- this fraction at random (0 = none) */
+  bool connect_per_poll;                  /* each poll opens a new connection (resuming the device's
+                                             TLS session when it can) instead of reusing a pooled one */
+  long http_max_idle_s; /* http_request.max_idle_s of every request (0 = curl's) */
+  uint32_t tls_cache;   /* http_request.tls_cache: the device's TLS session slot */
+  uint32_t poll_ms;     /* time between polls; 0 = [uptane] polling_sec */
+  double poll_jitter;   /* with poll_ms: +- this fraction at random (0 = none) */
   void (*on_step)(device *d, const transition *t); /* told of every transition, after the
                                  state changed and before its action runs; may call
                                  device_close() to stop the device there */
@@ -88,19 +88,19 @@ typedef struct device_opts {
 struct device {
   device_opts o;
   char label[40];
-  char id[72];            /* device ID sent at registration */
-  char uuid[72];          /* CN of the device certificate the server issued */
+  char id[72];   /* device ID sent at registration */
+  char uuid[72]; /* CN of the device certificate the server issued */
   enum dev_state state;
-  int pending;            /* an event raised while an action runs, or -1 */
+  int pending;             /* an event raised while an action runs, or -1 */
   char pending_detail[80]; /* its detail, unless it is the last error (eb) */
   bool pending_is_error;
   bool dispatching;
 
   /* Provisioning inputs and results. */
-  char *server_url;       /* gateway base URL, heap */
-  tls_creds own_prov;     /* fleet provisioning identity read from credentials.zip */
-  const tls_creds *prov;  /* &own_prov, or the owner's shared copy */
-  tls_creds creds;        /* device identity: key, cert chain, pinned CA bundle */
+  char *server_url;      /* gateway base URL, heap */
+  tls_creds own_prov;    /* fleet provisioning identity read from credentials.zip */
+  const tls_creds *prov; /* &own_prov, or the owner's shared copy */
+  tls_creds creds;       /* device identity: key, cert chain, pinned CA bundle */
   uptane_key ecu_key;
   char ecu_serial[72];
   char ecu_hwid[72];
@@ -109,26 +109,26 @@ struct device {
   http_request req;
   char *req_body;
   char *req_url;
-  uv_timer_t retry_timer; /* backoff, or a wait for the next cycle: raises retry */
-  uv_timer_t poll_timer;  /* the next update cycle: raises poll */
+  uv_timer_t retry_timer;  /* backoff, or a wait for the next cycle: raises retry */
+  uv_timer_t poll_timer;   /* the next update cycle: raises poll */
   uv_timer_t *watch_timer; /* DeviceCred daemon: re-reads the [import] files (heap, made
                               only for a device that watches them) */
   void (*watch_cb)(device *d);
-  int handles_open;       /* timers not closed yet (device_close) */
-  uv_work_t work;         /* key generation on the thread pool */
+  int handles_open; /* timers not closed yet (device_close) */
+  uv_work_t work;   /* key generation on the thread pool */
   int work_rc;
   otad_errbuf work_eb;
-  uint8_t *work_in;       /* input handed to the thread pool (owned while work_busy) */
+  uint8_t *work_in; /* input handed to the thread pool (owned while work_busy) */
   size_t work_in_len;
-  tls_creds work_creds;   /* output of a PKCS#12 parse on the thread pool */
+  tls_creds work_creds; /* output of a PKCS#12 parse on the thread pool */
   bool work_busy;
   bool closing;
   void (*close_cb)(device *d);
   backoff bo;
   rng rng;
-  int failures;           /* transient failures in a row */
+  int failures; /* transient failures in a row */
 
-  device_update *upd;     /* allocated at the first poll; NULL before */
+  device_update *upd; /* allocated at the first poll; NULL before */
 
   /* The last error, for the owner and `otad status`. */
   int last_err;

@@ -29,10 +29,10 @@
 #define SMALL_FILE_MAX (256 * 1024) /* /proc/cpuinfo of a many-core machine fits */
 
 static const struct data_kind {
-  const char *name;         /* the server's name for it */
+  const char *name;          /* the server's name for it */
   const char *method, *path; /* under {server} */
   const char *content_type;
-  const char *store_name;   /* sha256 of the body last accepted */
+  const char *store_name; /* sha256 of the body last accepted */
 } data_kinds[DEVICE_DATA_KINDS] = {
     [DEVICE_DATA_SYSTEM_INFO] = {"system_info", "PUT", "system_info", "application/json",
                                  STORE_SENT_SYSTEM_INFO},
@@ -98,7 +98,8 @@ static char *read_small(const char *root, const char *path) {
 static char *trimmed(char *s) {
   if (!s) return NULL;
   char *b = s;
-  while (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r') b++;
+  while (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r')
+    b++;
   size_t n = strlen(b);
   while (n && (b[n - 1] == ' ' || b[n - 1] == '\t' || b[n - 1] == '\n' || b[n - 1] == '\r'))
     b[--n] = 0;
@@ -116,15 +117,19 @@ static char *read_value(const char *root, const char *path) {
  * copied into out; false when there is none. */
 static bool colon_value(const char *text, const char *key, char *out, size_t n) {
   size_t klen = strlen(key);
-  for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+  for (const char *line = text; line && *line;
+       line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
     if (strncmp(line, key, klen) != 0) continue;
     const char *p = line + klen;
-    while (*p == ' ' || *p == '\t') p++;
+    while (*p == ' ' || *p == '\t')
+      p++;
     if (*p != ':') continue;
     p++;
-    while (*p == ' ' || *p == '\t') p++;
+    while (*p == ' ' || *p == '\t')
+      p++;
     size_t len = strcspn(p, "\n");
-    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r')) len--;
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r'))
+      len--;
     if (!len) continue;
     snprintf(out, n, "%.*s", (int)len, p);
     return true;
@@ -135,10 +140,12 @@ static bool colon_value(const char *text, const char *key, char *out, size_t n) 
 /* How many "processor : N" lines text has. */
 static int count_processors(const char *text) {
   int n = 0;
-  for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+  for (const char *line = text; line && *line;
+       line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
     if (strncmp(line, "processor", 9) != 0) continue;
     const char *p = line + 9;
-    while (*p == ' ' || *p == '\t') p++;
+    while (*p == ' ' || *p == '\t')
+      p++;
     if (*p == ':') n++;
   }
   return n;
@@ -146,7 +153,8 @@ static int count_processors(const char *text) {
 
 /* PRETTY_NAME of os-release text, unquoted, into out. */
 static bool os_pretty_name(const char *text, char *out, size_t n) {
-  for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+  for (const char *line = text; line && *line;
+       line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
     if (strncmp(line, "PRETTY_NAME=", 12) != 0) continue;
     const char *p = line + 12;
     size_t len = strcspn(p, "\n");
@@ -233,9 +241,10 @@ char *device_data_installed(const char *installed_json) {
   if (list && cJSON_IsString(name) && name->valuestring[0]) {
     cJSON *item = cJSON_CreateObject();
     cJSON_AddStringToObject(item, "name", name->valuestring);
-    cJSON_AddStringToObject(item, "version", cJSON_IsString(version) && version->valuestring[0]
-                                                 ? version->valuestring
-                                                 : name->valuestring);
+    cJSON_AddStringToObject(item, "version",
+                            cJSON_IsString(version) && version->valuestring[0]
+                                ? version->valuestring
+                                : name->valuestring);
     cJSON_AddItemToArray(list, item);
   }
   cJSON_Delete(inst);
@@ -255,8 +264,8 @@ bool device_data_default_iface(const char *route_text, char *ifname, size_t n) {
     unsigned flags;
     int refcnt, use;
     /* Iface Destination Gateway Flags RefCnt Use Metric Mask MTU Window IRTT */
-    if (sscanf(line, "%16s %lx %lx %x %d %d %lu %lx", iface, &dest, &gateway, &flags, &refcnt,
-               &use, &metric, &mask) != 8)
+    if (sscanf(line, "%16s %lx %lx %x %d %d %lu %lx", iface, &dest, &gateway, &flags, &refcnt, &use,
+               &metric, &mask) != 8)
       continue;
     if (dest != 0 || mask != 0 || !(flags & 0x1 /* RTF_UP */)) continue;
     if (found && metric >= best) continue;
@@ -279,8 +288,7 @@ char *device_data_network(const char *root) {
       if (have_route ? strcmp(a->ifa_name, iface) != 0
                      : (a->ifa_flags & IFF_LOOPBACK) || !(a->ifa_flags & IFF_UP))
         continue;
-      inet_ntop(AF_INET, &((const struct sockaddr_in *)a->ifa_addr)->sin_addr, ipv4,
-                sizeof(ipv4));
+      inet_ntop(AF_INET, &((const struct sockaddr_in *)a->ifa_addr)->sin_addr, ipv4, sizeof(ipv4));
       if (!have_route) snprintf(iface, sizeof(iface), "%s", a->ifa_name);
       break;
     }
@@ -323,8 +331,7 @@ bool device_data_changed(store *st, enum device_data_kind k, const char *body, c
   return changed;
 }
 
-int device_data_accepted(store *st, enum device_data_kind k, const char *digest,
-                         otad_errbuf *eb) {
+int device_data_accepted(store *st, enum device_data_kind k, const char *digest, otad_errbuf *eb) {
   return store_write(st, data_kinds[k].store_name, digest, strlen(digest), false, eb);
 }
 
@@ -334,27 +341,23 @@ int device_data_accepted(store *st, enum device_data_kind k, const char *digest,
 static char *body_of(device *d, enum device_data_kind k) {
   const otad_config *c = d->o.cfg;
   switch (k) {
-    case DEVICE_DATA_SYSTEM_INFO:
-      return device_data_hardware("");
-    case DEVICE_DATA_INSTALLED: {
-      char *js = store_read_string(d->o.st, STORE_INSTALLED_TARGET);
-      char *body = device_data_installed(js);
-      free(js);
-      return body;
-    }
-    case DEVICE_DATA_NETWORK:
-      return c->report_network ? device_data_network("") : NULL;
-    case DEVICE_DATA_CONFIG:
-      return c->report_config ? config_dump(c) : NULL;
-    default:
-      return NULL;
+  case DEVICE_DATA_SYSTEM_INFO: return device_data_hardware("");
+  case DEVICE_DATA_INSTALLED: {
+    char *js = store_read_string(d->o.st, STORE_INSTALLED_TARGET);
+    char *body = device_data_installed(js);
+    free(js);
+    return body;
+  }
+  case DEVICE_DATA_NETWORK: return c->report_network ? device_data_network("") : NULL;
+  case DEVICE_DATA_CONFIG: return c->report_config ? config_dump(c) : NULL;
+  default: return NULL;
   }
 }
 
 static void data_next(device *d);
 
 static void data_end(device *d) {
-  void (*then)(device *d) = d->upd->data_then;
+  void (*then)(device * d) = d->upd->data_then;
   d->upd->data_then = NULL;
   if (then) then(d);
 }
@@ -383,8 +386,10 @@ static void on_data_sent(http_request *r) {
     else
       device_log(d, LOG_INFO, "sent device data: %s (%s /%s)", k->name, k->method, k->path);
   } else {
-    device_log(d, LOG_WARN, "device data not sent: %s /%s: server answered HTTP %ld; tried "
-               "again next cycle", k->method, k->path, status);
+    device_log(d, LOG_WARN,
+               "device data not sent: %s /%s: server answered HTTP %ld; tried "
+               "again next cycle",
+               k->method, k->path, status);
   }
   u->data_kind++;
   data_next(d);

@@ -55,8 +55,7 @@ char *device_data_network(const char *root);
 bool device_data_changed(store *st, enum device_data_kind k, const char *body, char digest[65]);
 
 /* Records digest as the last body of kind the server accepted. 0 or the store's error. */
-int device_data_accepted(store *st, enum device_data_kind k, const char *digest,
-                         otad_errbuf *eb);
+int device_data_accepted(store *st, enum device_data_kind k, const char *digest, otad_errbuf *eb);
 
 /* Sends each kind of device data (hardware, installed target, network, config) whose body
  * changed since the server last accepted it, over d->req, then calls then(d). A failure is

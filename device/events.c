@@ -216,8 +216,7 @@ static void flush_next(device *d) {
     return;
   }
   u->events_in_flight = n;
-  int rc = device_request(d, "POST", url, body, "application/json", 0, &d->creds,
-                          on_events_sent);
+  int rc = device_request(d, "POST", url, body, "application/json", 0, &d->creds, on_events_sent);
   if (rc) {
     device_log(d, LOG_WARN, "events not sent: %s", otad_strerror(rc));
     flush_end(d);

@@ -29,8 +29,7 @@ static int read_file(const char *path, char **out, otad_errbuf *eb) {
   *out = NULL;
   FILE *f = fopen(path, "rb");
   if (!f)
-    return otad_fail(eb, errno == ENOENT ? OTAD_ENOENT : OTAD_EIO, "%s: %s", path,
-                     strerror(errno));
+    return otad_fail(eb, errno == ENOENT ? OTAD_ENOENT : OTAD_EIO, "%s: %s", path, strerror(errno));
   char *buf = malloc(65537);
   size_t n = buf ? fread(buf, 1, 65536, f) : 0;
   int err = ferror(f);
@@ -61,15 +60,16 @@ static int import_server_url(device *d, char **url, otad_errbuf *eb) {
     return *url ? 0 : OTAD_ENOMEM;
   }
   if (!c->tls_server_url_path)
-    return otad_fail(eb, OTAD_ECONFIG,
-                     "no server URL: set [tls] server or [tls] server_url_path");
+    return otad_fail(eb, OTAD_ECONFIG, "no server URL: set [tls] server or [tls] server_url_path");
   char *path = config_path(c, c->tls_server_url_path);
   int rc = path ? read_file(path, url, eb) : OTAD_ENOMEM;
   free(path);
   if (rc) return rc;
   char *s = *url, *e = s + strlen(s);
-  while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
-  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) *--e = 0;
+  while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+    s++;
+  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+    *--e = 0;
   memmove(*url, s, strlen(s) + 1);
   if (!**url) {
     free(*url);
@@ -79,7 +79,9 @@ static int import_server_url(device *d, char **url, otad_errbuf *eb) {
   return 0;
 }
 
-static bool from_token(const char *source) { return source && strcmp(source, "pkcs11") == 0; }
+static bool from_token(const char *source) {
+  return source && strcmp(source, "pkcs11") == 0;
+}
 
 /* The key (as a PKCS#11 URI) and/or the certificate (as PEM) from the token, per
  * [tls] pkey_source and cert_source; *where names the certificate's origin for messages. */
@@ -116,8 +118,10 @@ int device_import_credentials(device *d, tls_creds *out, char **url, otad_errbuf
   for (int i = 0; i < 3 && !rc; i++) {
     if (!names[i]) continue;
     paths[i] = config_path(c, names[i]);
-    if (!paths[i]) rc = OTAD_ENOMEM;
-    else rc = read_file(paths[i], &texts[i], eb);
+    if (!paths[i])
+      rc = OTAD_ENOMEM;
+    else
+      rc = read_file(paths[i], &texts[i], eb);
   }
   if (rc == OTAD_ENOENT) {
     char m[sizeof(eb->msg)];
@@ -149,8 +153,8 @@ int device_import_credentials(device *d, tls_creds *out, char **url, otad_errbuf
   }
   /* A provisioned daemon re-reads [import] every polling cycle: the identity it already
    * uses was proven when it was imported, so the token need not sign for it again. */
-  bool in_use = d->state == ST_PROVISIONED && d->creds.key_pem && d->creds.cert_pem &&
-                texts[0] && texts[1] && strcmp(d->creds.key_pem, texts[0]) == 0 &&
+  bool in_use = d->state == ST_PROVISIONED && d->creds.key_pem && d->creds.cert_pem && texts[0] &&
+                texts[1] && strcmp(d->creds.key_pem, texts[0]) == 0 &&
                 strcmp(d->creds.cert_pem, texts[1]) == 0;
   if (!rc && key_p11 && !in_use) {
     /* The token signs a challenge that the certificate's public key must verify. */
@@ -165,10 +169,12 @@ int device_import_credentials(device *d, tls_creds *out, char **url, otad_errbuf
                    paths[0], cert_where);
   }
   if (!rc) rc = import_server_url(d, url, eb);
-  for (int i = 0; i < 3; i++) free(paths[i]);
+  for (int i = 0; i < 3; i++)
+    free(paths[i]);
   if (rc) {
     if (texts[0]) memset(texts[0], 0, strlen(texts[0]));
-    for (int i = 0; i < 3; i++) free(texts[i]);
+    for (int i = 0; i < 3; i++)
+      free(texts[i]);
     return rc;
   }
   out->key_pem = texts[0];

@@ -53,7 +53,9 @@ typedef struct reboot_job {
   char label[40];
 } reboot_job;
 
-static void free_reboot_job(uv_handle_t *h) { free(h->data); }
+static void free_reboot_job(uv_handle_t *h) {
+  free(h->data);
+}
 
 static void reboot_exited(uv_process_t *p, int64_t status, int signal) {
   reboot_job *j = p->data;
@@ -66,7 +68,8 @@ static void reboot_exited(uv_process_t *p, int64_t status, int signal) {
 void device_reboot(device *d) {
   const char *cmd = d->o.cfg->reboot_command;
   if (!cmd || !cmd[0]) {
-    device_log(d, LOG_INFO, "a reboot completes the installation (no [bootloader] "
+    device_log(d, LOG_INFO,
+               "a reboot completes the installation (no [bootloader] "
                "reboot_command: waiting for one)");
     return;
   }
@@ -78,11 +81,11 @@ void device_reboot(device *d) {
   snprintf(j->label, sizeof(j->label), "%s", d->label);
   j->proc.data = j;
   char *args[] = {"/bin/sh", "-c", (char *)cmd, NULL};
-  uv_stdio_container_t stdio[3] = {
-      {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD, .data.fd = 1},
-      {.flags = UV_INHERIT_FD, .data.fd = 2}};
-  uv_process_options_t opts = {.exit_cb = reboot_exited, .file = args[0], .args = args,
-                               .stdio_count = 3, .stdio = stdio};
+  uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
+                                   {.flags = UV_INHERIT_FD, .data.fd = 1},
+                                   {.flags = UV_INHERIT_FD, .data.fd = 2}};
+  uv_process_options_t opts = {
+      .exit_cb = reboot_exited, .file = args[0], .args = args, .stdio_count = 3, .stdio = stdio};
   device_log(d, LOG_INFO, "rebooting to complete the installation: %s", cmd);
   int rc = uv_spawn(d->o.loop, &j->proc, &opts);
   if (rc) {

@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int device_request(device *d, const char *method, char *url, char *body,
-                   const char *content_type, size_t max_response, const tls_creds *id,
-                   http_done_fn done) {
+int device_request(device *d, const char *method, char *url, char *body, const char *content_type,
+                   size_t max_response, const tls_creds *id, http_done_fn done) {
   free(d->req_url);
   free(d->req_body);
   d->req_url = url;
@@ -74,9 +73,11 @@ static const char *peer_problem(const char *msg) {
 void device_request_failed(device *d, http_request *r, const char *what) {
   if (r->err == OTAD_EPEER) {
     const char *detail = r->errmsg;
-    while (*detail == ' ') detail++;
-    device_fail_with(d, EV_REJECTED, r->err, "%s: the server's certificate %s (%s); nothing was sent",
-                     what, peer_problem(detail), detail);
+    while (*detail == ' ')
+      detail++;
+    device_fail_with(d, EV_REJECTED, r->err,
+                     "%s: the server's certificate %s (%s); nothing was sent", what,
+                     peer_problem(detail), detail);
     return;
   }
   if (r->err) {
@@ -87,10 +88,11 @@ void device_request_failed(device *d, http_request *r, const char *what) {
   char code[64], desc[256];
   device_error_reply(r, code, sizeof(code), desc, sizeof(desc));
   if (r->status >= 500 || r->status == 408 || r->status == 429) {
-    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_EHTTP5XX, "%s: server answered HTTP %ld%s%s",
-                     what, r->status, desc[0] ? ": " : "", desc);
+    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_EHTTP5XX, "%s: server answered HTTP %ld%s%s", what,
+                     r->status, desc[0] ? ": " : "", desc);
     return;
   }
-  device_fail_with(d, EV_REJECTED, OTAD_EHTTP4XX, "%s: server rejected the request: HTTP %ld%s%s%s%s",
-                   what, r->status, code[0] ? " " : "", code, desc[0] ? ": " : "", desc);
+  device_fail_with(d, EV_REJECTED, OTAD_EHTTP4XX,
+                   "%s: server rejected the request: HTTP %ld%s%s%s%s", what, r->status,
+                   code[0] ? " " : "", code, desc[0] ? ": " : "", desc);
 }

@@ -9,9 +9,8 @@
 /* Starts method on url (heap, consumed) with body (heap, consumed; NULL for GET) of
  * content_type, identity id, response cap (0 = 64 KiB) and [network] timeout_sec.
  * Returns 0 (done() will be called) or an OTAD_E* code (it will not). */
-int device_request(device *d, const char *method, char *url, char *body,
-                   const char *content_type, size_t max_response, const tls_creds *id,
-                   http_done_fn done);
+int device_request(device *d, const char *method, char *url, char *body, const char *content_type,
+                   size_t max_response, const tls_creds *id, http_done_fn done);
 
 /* Sends method to url (heap, consumed) with body (JSON text, heap, consumed; NULL for GET)
  * and identity id; the response is capped at max_response bytes (0 = 64 KiB); what

@@ -23,8 +23,8 @@ bool device_download_progress(const otad_config *cfg, store *st, download_progre
   char *serial = store_read_string(st, STORE_ECU_SERIAL);
   cJSON *doc = js ? cJSON_Parse(js) : NULL;
   free(js);
-  const cJSON *targets = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(doc, "signed"), "targets");
+  const cJSON *targets =
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "signed"), "targets");
   const cJSON *dt = uptane_target_for_ecu(targets, serial);
   free(serial);
   update_target t = {0};
@@ -37,7 +37,8 @@ bool device_download_progress(const otad_config *cfg, store *st, download_progre
     t.length = cJSON_IsNumber(len) && len->valuedouble > 0 ? (uint64_t)len->valuedouble : 0;
   }
   cJSON_Delete(doc);
-  if (!t.name[0] || (!t.sha256[0] && !t.sha512[0]) || device_stored_target_is(st, STORE_INSTALLED_TARGET, t.name, t.sha256) ||
+  if (!t.name[0] || (!t.sha256[0] && !t.sha512[0]) ||
+      device_stored_target_is(st, STORE_INSTALLED_TARGET, t.name, t.sha256) ||
       device_stored_target_is(st, STORE_PENDING_TARGET, t.name, t.sha256))
     return false;
   snprintf(out->name, sizeof(out->name), "%s", t.name);

@@ -78,8 +78,8 @@ static void restore_report(device *d) {
   free(js);
   if (!o) return;
   const cJSON *v;
-#define GET_STR(field, key)                                                   \
-  if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(o, key)))           \
+#define GET_STR(field, key)                                                                        \
+  if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(o, key)))                                \
     snprintf(r->field, sizeof(r->field), "%s", v->valuestring);
   GET_STR(code, "code");
   GET_STR(description, "description");

@@ -29,7 +29,7 @@
 typedef struct update_result {
   bool pending;
   bool success;
-  char code[32];         /* UPDATE_OK, UPDATE_INSTALL_FAILED, ... */
+  char code[32]; /* UPDATE_OK, UPDATE_INSTALL_FAILED, ... */
   char description[256];
   char correlation_id[128];
   char target[256];
@@ -51,30 +51,30 @@ struct device_update {
      a cycle runs) and the ECU it walks for */
   struct uptane_walk *walk;
   uptane_ecu primary;
-  bool cycle_failed;        /* this cycle's update failed (once: exit 1) */
+  bool cycle_failed; /* this cycle's update failed (once: exit 1) */
   /* downloading.c's own state */
-  uint64_t received;        /* bytes of the target the image sink holds */
-  void *download;           /* downloading.c's private state: running hashes, the image
-                               sink (owns) */
+  uint64_t received; /* bytes of the target the image sink holds */
+  void *download;    /* downloading.c's private state: running hashes, the image
+                        sink (owns) */
   void (*download_release)(struct device_update *u); /* frees download and image_path; set
                                                         by the download that made them */
-  char *image_path;         /* final path once downloaded and verified */
+  char *image_path;                                  /* final path once downloaded and verified */
   /* which events of this attempt are queued (events.h); cleared for each new target */
   bool ev_download_started;
   bool ev_download_done;
   /* events.c's own state: a flush of the event queue in flight */
   void (*events_then)(struct device *d); /* the action's next step once the flush ends */
-  int events_batch;         /* events per POST (halved on HTTP 413) */
-  int events_in_flight;     /* the oldest queued events, sent in the POST in flight */
-  char events_first_id[40]; /* the first of them: the queue must not have moved */
+  int events_batch;                      /* events per POST (halved on HTTP 413) */
+  int events_in_flight;                  /* the oldest queued events, sent in the POST in flight */
+  char events_first_id[40];              /* the first of them: the queue must not have moved */
   /* device_data.c's own state: the device data being sent */
   void (*data_then)(struct device *d); /* the action's next step once the data is sent */
-  int data_kind;            /* enum device_data_kind being sent */
-  char data_digest[65];     /* sha256 of its body: stored once the server accepts it */
+  int data_kind;                       /* enum device_data_kind being sent */
+  char data_digest[65];                /* sha256 of its body: stored once the server accepts it */
   /* reboots and `otad check` */
-  bool boot_checked;        /* this run looked for an installation a reboot completed */
-  bool reboot_requested;    /* this run installed with need_reboot: reboot_command next */
-  bool check_available;     /* otad check: the verified target (in target) is available */
+  bool boot_checked;     /* this run looked for an installation a reboot completed */
+  bool reboot_requested; /* this run installed with need_reboot: reboot_command next */
+  bool check_available;  /* otad check: the verified target (in target) is available */
 };
 
 /* Allocates d->upd on first use and restores what earlier runs stored: the trusted
@@ -106,6 +106,5 @@ void device_clear_result(struct device *d);
 /* True when the target stored under key (STORE_INSTALLED_TARGET, STORE_PENDING_TARGET) is
  * name with that sha256. */
 bool device_stored_target_is(store *st, const char *key, const char *name, const char *sha256);
-
 
 #endif

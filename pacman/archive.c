@@ -41,8 +41,8 @@ static void archive_done(uv_work_t *w, int status) {
   else if (j->rc)
     snprintf(desc, sizeof(desc), "installing %s: %s", name, j->err);
   else {
-    snprintf(desc, sizeof(desc), "installed %s: unpacked into %s/%s, now current", name,
-             j->root, j->version);
+    snprintf(desc, sizeof(desc), "installed %s: unpacked into %s/%s, now current", name, j->root,
+             j->version);
     out = PACMAN_INSTALLED;
   }
   archive_job_free(j);

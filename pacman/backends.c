@@ -15,7 +15,9 @@ const pacman_backend *pacman_find(const char *type) {
   return NULL;
 }
 
-const char *pacman_names(void) { return "none, archive, command"; }
+const char *pacman_names(void) {
+  return "none, archive, command";
+}
 
 int pacman_start(const pacman_backend *b, pacman_job *job, otad_errbuf *eb) {
   if (b->check) {

@@ -21,7 +21,9 @@ typedef struct command_job {
   pacman_job *job;
 } command_job;
 
-static void free_proc(uv_handle_t *h) { free(h->data); }
+static void free_proc(uv_handle_t *h) {
+  free(h->data);
+}
 
 static void command_exited(uv_process_t *p, int64_t status, int signal) {
   command_job *j = p->data;
@@ -31,8 +33,8 @@ static void command_exited(uv_process_t *p, int64_t status, int signal) {
   char desc[400];
   enum pacman_outcome out = PACMAN_FAILED;
   if (signal) {
-    snprintf(desc, sizeof(desc), "installing %s: the install command was killed by signal %d",
-             name, signal);
+    snprintf(desc, sizeof(desc), "installing %s: the install command was killed by signal %d", name,
+             signal);
   } else if (status == 0) {
     snprintf(desc, sizeof(desc), "installed %s: the install command succeeded", name);
     out = PACMAN_INSTALLED;
@@ -50,7 +52,8 @@ static void command_exited(uv_process_t *p, int64_t status, int signal) {
  * adds are extra[]. */
 static char **command_env(char *extra[], size_t n_extra) {
   size_t n = 0;
-  while (environ && environ[n]) n++;
+  while (environ && environ[n])
+    n++;
   char **env = calloc(n + n_extra + 1, sizeof(char *));
   if (!env) return NULL;
   size_t k = 0;
@@ -66,7 +69,8 @@ static char **command_env(char *extra[], size_t n_extra) {
 static int command_check(const otad_config *cfg, otad_errbuf *eb) {
   const char *cmd = cfg->pacman_install_command;
   if (!cmd || !cmd[0])
-    return otad_fail(eb, OTAD_ECONFIG, "[pacman] type = \"command\" but no [pacman] "
+    return otad_fail(eb, OTAD_ECONFIG,
+                     "[pacman] type = \"command\" but no [pacman] "
                      "install_command is configured");
   return 0;
 }
@@ -86,11 +90,15 @@ static int command_start(pacman_job *job, otad_errbuf *eb) {
     j->job = job;
     j->proc.data = j;
     char *args[] = {(char *)cmd, (char *)job->image_path, (char *)t->name, NULL};
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD, .data.fd = 1},
-        {.flags = UV_INHERIT_FD, .data.fd = 2}};
-    uv_process_options_t opts = {.exit_cb = command_exited, .file = cmd, .args = args,
-                                 .env = env, .stdio_count = 3, .stdio = stdio};
+    uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
+                                     {.flags = UV_INHERIT_FD, .data.fd = 1},
+                                     {.flags = UV_INHERIT_FD, .data.fd = 2}};
+    uv_process_options_t opts = {.exit_cb = command_exited,
+                                 .file = cmd,
+                                 .args = args,
+                                 .env = env,
+                                 .stdio_count = 3,
+                                 .stdio = stdio};
     pacman_log(job, LOG_INFO, "installing %s: running %s %s %s", t->name, cmd, job->image_path,
                t->name);
     rc = uv_spawn(job->loop, &j->proc, &opts);
@@ -99,10 +107,11 @@ static int command_start(pacman_job *job, otad_errbuf *eb) {
   }
   free(j);
   free(env);
-  for (int i = 0; i < 4; i++) free(extra[i]);
+  for (int i = 0; i < 4; i++)
+    free(extra[i]);
   if (rc) return otad_fail(eb, OTAD_EIO, "cannot run %s: %s", cmd, uv_strerror(rc));
   return 0;
 }
 
-const pacman_backend pacman_command = {"command", PACMAN_NEEDS_FILE | PACMAN_MAY_REBOOT,
-                                       command_check, command_start, NULL, NULL};
+const pacman_backend pacman_command = {
+    "command", PACMAN_NEEDS_FILE | PACMAN_MAY_REBOOT, command_check, command_start, NULL, NULL};

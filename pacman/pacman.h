@@ -1,10 +1,10 @@
 /* pacman.h - install backends behind one interface: [pacman] type names one.
  *
- * A backend starts an install and reports its outcome once through a callback; after a reboot it says whether the pending target is what
- * runs now; it says what it needs (a downloaded file, or nothing because it fetches for
- * itself) and whether an install may need a reboot. The installing state drives every
- * backend the same way, so adding one (OSTree, RAUC) is a new file here and a row in
- * backends.c, and never an edit of states/.
+ * A backend starts an install and reports its outcome once through a callback; after a reboot it
+ * says whether the pending target is what runs now; it says what it needs (a downloaded file, or
+ * nothing because it fetches for itself) and whether an install may need a reboot. The installing
+ * state drives every backend the same way, so adding one (OSTree, RAUC) is a new file here and a
+ * row in backends.c, and never an edit of states/.
  *
  * Backends know no device: they get the loop, the configuration, the verified target and
  * the image path, and log under the caller's label.
@@ -42,7 +42,7 @@ struct pacman_job {
   const char *label;      /* log prefix (the device's label) */
   bool quiet;             /* log warnings and errors only (the fleet) */
   pacman_done_fn done;
-  void *data;             /* the caller's */
+  void *data; /* the caller's */
   /* Private to the backend. */
   void *priv;
 };

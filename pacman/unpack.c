@@ -68,7 +68,8 @@ static int clean_name(const char *in, char *out, size_t n) {
       j += len;
     }
     p += len;
-    while (*p == '/') p++;
+    while (*p == '/')
+      p++;
   }
   out[j] = 0;
   return 0;
@@ -95,7 +96,8 @@ static bool symlink_stays_inside(const char *path, const char *target) {
       descended = true;
     }
     p += len;
-    while (*p == '/') p++;
+    while (*p == '/')
+      p++;
   }
   return true;
 }
@@ -129,11 +131,11 @@ static const char *arch_err(struct archive *a) {
 
 static const char *type_name(mode_t t) {
   switch (t) {
-    case AE_IFCHR: return "a character device";
-    case AE_IFBLK: return "a block device";
-    case AE_IFIFO: return "a FIFO";
-    case AE_IFSOCK: return "a socket";
-    default: return "of an unknown type";
+  case AE_IFCHR: return "a character device";
+  case AE_IFBLK: return "a block device";
+  case AE_IFIFO: return "a FIFO";
+  case AE_IFSOCK: return "a socket";
+  default: return "of an unknown type";
   }
 }
 
@@ -147,14 +149,18 @@ static int check_entry(struct archive_entry *e, const char *dir, const char *raw
   int c = orig ? clean_name(orig, name, sizeof(name)) : -3;
   if (c)
     return failf(err, errlen, "entry '%s': %s; refused", raw,
-                 c == -1 ? "absolute path" : c == -2 ? "'..' in the path" : "name too long");
+                 c == -1   ? "absolute path"
+                 : c == -2 ? "'..' in the path"
+                           : "name too long");
   mode_t type = archive_entry_filetype(e);
   const char *hard = archive_entry_hardlink(e);
   if (hard) {
     c = clean_name(hard, link, sizeof(link));
     if (c || !hardlink_target_ok(dir, link))
-      return failf(err, errlen, "entry '%s': a hardlink to '%s', which is not a file extracted "
-                   "before it inside the tree; refused", raw, hard);
+      return failf(err, errlen,
+                   "entry '%s': a hardlink to '%s', which is not a file extracted "
+                   "before it inside the tree; refused",
+                   raw, hard);
     snprintf(full, sizeof(full), "%s/%s", dir, link);
     archive_entry_copy_hardlink(e, full);
   } else if (type == AE_IFLNK) {
@@ -167,8 +173,10 @@ static int check_entry(struct archive_entry *e, const char *dir, const char *raw
   if (!name[0]) return 1; /* "./": the tree's own root */
   if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0 &&
       total + (uint64_t)archive_entry_size(e) > max_bytes)
-    return failf(err, errlen, "entry '%s': the content would exceed %" PRIu64 " bytes "
-                 "(a decompression bomb?); refused", raw, max_bytes);
+    return failf(err, errlen,
+                 "entry '%s': the content would exceed %" PRIu64 " bytes "
+                 "(a decompression bomb?); refused",
+                 raw, max_bytes);
   mode_t perm = archive_entry_perm(e) & 0777; /* no setuid, setgid or sticky bits */
   archive_entry_set_perm(e, type == AE_IFDIR ? perm | 0700 : perm);
   archive_entry_set_uid(e, 0);
@@ -190,8 +198,10 @@ static int copy_data(struct archive *a, struct archive *w, const char *raw, uint
     if (r < ARCHIVE_WARN) return failf(err, errlen, "entry '%s': %s", raw, arch_err(a));
     *total += sz;
     if (*total > max_bytes)
-      return failf(err, errlen, "entry '%s': the content exceeds %" PRIu64 " bytes "
-                   "(a decompression bomb?); refused", raw, max_bytes);
+      return failf(err, errlen,
+                   "entry '%s': the content exceeds %" PRIu64 " bytes "
+                   "(a decompression bomb?); refused",
+                   raw, max_bytes);
     if (archive_write_data_block(w, buf, sz, off) < ARCHIVE_WARN)
       return failf(err, errlen, "entry '%s': %s", raw, arch_err(w));
   }
@@ -206,8 +216,8 @@ static void set_up(struct archive *a, struct archive *w) {
   archive_read_support_filter_lzma(a);
   archive_read_support_filter_zstd(a);
   archive_write_disk_set_options(w, ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-                                        ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                        ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME);
+                                        ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_PERM |
+                                        ARCHIVE_EXTRACT_TIME);
 }
 
 /* Extracts archive into the empty directory dir (a real path). */
@@ -276,8 +286,8 @@ out:
 }
 
 /* Points root/current at version atomically; *prev gets what it pointed at ("" none). */
-static int switch_current(int rootfd, const char *version, char *prev, size_t prevlen,
-                          char *err, size_t errlen) {
+static int switch_current(int rootfd, const char *version, char *prev, size_t prevlen, char *err,
+                          size_t errlen) {
   ssize_t n = readlinkat(rootfd, "current", prev, prevlen - 1);
   prev[n > 0 ? n : 0] = 0;
   if (strchr(prev, '/')) prev[0] = 0; /* not one of ours */

@@ -635,16 +635,16 @@ static enum MHD_Result send_reply(api *a, request *r, struct MHD_Connection *con
                                   reply *rep) {
   if (rep->send == SEND_NOTHING || rep->send == SEND_RESET || rep->send == SEND_STALL) {
     if (rep->send == SEND_RESET) reset_now(connection);
-    bool hold = rep->send == SEND_STALL && a->park &&
-                park_hold(a->park, connection,
-                          utc_monotonic_ms() + (uint64_t)rep->hold_s * 1000) == 0;
+    bool hold =
+        rep->send == SEND_STALL && a->park &&
+        park_hold(a->park, connection, utc_monotonic_ms() + (uint64_t)rep->hold_s * 1000) == 0;
     reply_clear(rep);
     r->status = 0;
     r->stalled = hold; /* resumed when due, and then closed */
     return hold ? MHD_YES : MHD_NO;
   }
-  bool has_body = rep->has_file || rep->len > 0 || rep->send == SEND_HUGE ||
-                  rep->send == SEND_HUGE_CHUNKED;
+  bool has_body =
+      rep->has_file || rep->len > 0 || rep->send == SEND_HUGE || rep->send == SEND_HUGE_CHUNKED;
   char retry_after[16];
   snprintf(retry_after, sizeof retry_after, "%u", rep->retry_after_s);
   struct MHD_Response *resp = make_response(a, connection, rep);
@@ -764,8 +764,8 @@ void api_completed(void *cls, struct MHD_Connection *connection, void **req_cls,
     else
       snprintf(status, sizeof status, "closed");
     fprintf(stderr, "%s %s %s %s %s %llums%s%s\n", ts, r->method, r->path, status, r->who.cn,
-            (unsigned long long)(utc_monotonic_ms() - r->started_ms),
-            r->fault[0] ? " fault " : "", r->fault);
+            (unsigned long long)(utc_monotonic_ms() - r->started_ms), r->fault[0] ? " fault " : "",
+            r->fault);
   }
   free(r->path);
   free(r->body);
@@ -843,7 +843,9 @@ int api_create(const char *dir, const api_options *opts, api **out) {
   return 0;
 }
 
-bool api_holds_connections(const api *a) { return a->park != NULL; }
+bool api_holds_connections(const api *a) {
+  return a->park != NULL;
+}
 
 void api_release_connections(api *a) {
   if (a) park_close(a->park);

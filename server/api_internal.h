@@ -41,8 +41,8 @@ typedef struct request {
   char *body;                   /* NUL-terminated (NULL when empty) */
   size_t len;
   bool too_large;
-  bool stalled; /* held by a stall fault: closed when resumed */
-  int status;   /* what was answered; 0 = closed without an answer */
+  bool stalled;    /* held by a stall fault: closed when resumed */
+  int status;      /* what was answered; 0 = closed without an answer */
   char fault[160]; /* the --faults rule that answered it, or "" */
 } request;
 

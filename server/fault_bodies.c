@@ -14,7 +14,8 @@ const char FAULT_BAD_JSON[] =
 
 /* ---- huge ---- */
 
-static const char HUGE_HEAD[] = "{\"signatures\":[],\"signed\":{\"_type\":\"Targets\",\"padding\":\"";
+static const char HUGE_HEAD[] =
+    "{\"signatures\":[],\"signed\":{\"_type\":\"Targets\",\"padding\":\"";
 static const char HUGE_TAIL[] = "\"}}";
 
 typedef struct huge {
@@ -41,9 +42,8 @@ struct MHD_Response *fault_huge_response(uint64_t size, bool chunked) {
   huge *h = malloc(sizeof *h);
   if (!h) return NULL;
   h->size = size;
-  struct MHD_Response *resp =
-      MHD_create_response_from_callback(chunked ? MHD_SIZE_UNKNOWN : size, 32 * 1024, huge_read,
-                                        h, free);
+  struct MHD_Response *resp = MHD_create_response_from_callback(chunked ? MHD_SIZE_UNKNOWN : size,
+                                                                32 * 1024, huge_read, h, free);
   if (!resp) free(h);
   return resp;
 }
@@ -82,8 +82,10 @@ static ssize_t trickle_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void trickle_free(void *cls) {
   trickle *t = cls;
-  if (t->body) free(t->body);
-  else close(t->fd);
+  if (t->body)
+    free(t->body);
+  else
+    close(t->fd);
   free(t);
 }
 

@@ -14,11 +14,11 @@
 #define MAX_HUGE (1ull << 32)
 
 typedef struct rule {
-  fault f;         /* what it answers (rule text included) */
-  char *pattern;   /* glob over the decoded path */
-  long remaining;  /* uses left, or UNLIMITED */
-  double rate;     /* percent of matching requests, 100 = all */
-  bool rated;      /* a %RATE was given */
+  fault f;            /* what it answers (rule text included) */
+  char *pattern;      /* glob over the decoded path */
+  long remaining;     /* uses left, or UNLIMITED */
+  double rate;        /* percent of matching requests, 100 = all */
+  bool rated;         /* a %RATE was given */
   uint64_t window_ms; /* live this long after its first match; 0 = no window */
   uint64_t first_ms;  /* monotonic time of the first match, 0 = none yet */
 } rule;
@@ -34,12 +34,11 @@ static int parse_action(const char *s, fault *f) {
   static const struct {
     const char *name;
     enum fault_action action;
-  } names[] = {{"truncate", FAULT_TRUNCATE}, {"cut", FAULT_CUT},
-               {"garbage", FAULT_GARBAGE},   {"close", FAULT_CLOSE},
-               {"reset", FAULT_RESET},       {"stall", FAULT_STALL},
-               {"trickle", FAULT_TRICKLE},   {"huge", FAULT_HUGE},
-               {"huge-chunked", FAULT_HUGE_CHUNKED}, {"badjson", FAULT_BADJSON},
-               {"badmac", FAULT_BADMAC}};
+  } names[] = {
+      {"truncate", FAULT_TRUNCATE}, {"cut", FAULT_CUT},      {"garbage", FAULT_GARBAGE},
+      {"close", FAULT_CLOSE},       {"reset", FAULT_RESET},  {"stall", FAULT_STALL},
+      {"trickle", FAULT_TRICKLE},   {"huge", FAULT_HUGE},    {"huge-chunked", FAULT_HUGE_CHUNKED},
+      {"badjson", FAULT_BADJSON},   {"badmac", FAULT_BADMAC}};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcmp(s, names[i].name) == 0) {
       f->action = names[i].action;

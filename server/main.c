@@ -204,8 +204,8 @@ static bool option_allowed(const char *cmd, int opt) {
            opt == OPT_DEVICE_KEY || opt == OPT_KEY_TYPE;
   if (strcmp(cmd, "serve") == 0)
     return opt == OPT_PORT || opt == OPT_BIND || opt == OPT_THREADS || opt == OPT_FAULTS ||
-           opt == OPT_P12 || opt == OPT_DEVICE_KEY || opt == OPT_QUIET ||
-           opt == OPT_FAULTS_SEED || opt == OPT_SERVER_CERT;
+           opt == OPT_P12 || opt == OPT_DEVICE_KEY || opt == OPT_QUIET || opt == OPT_FAULTS_SEED ||
+           opt == OPT_SERVER_CERT;
   if (strcmp(cmd, "add-fleet-ca") == 0) return opt == OPT_NAME;
   bool signs = opt == OPT_EXPIRES || opt == OPT_KEY_TYPE;
   if (strcmp(cmd, "add-target") == 0)

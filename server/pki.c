@@ -103,7 +103,7 @@ int pki_cred_create_dated(const pki_cert_spec *spec, const pki_cred *issuer, tim
       (rc = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, spec->cn,
                                           (unsigned)strlen(spec->cn))) < 0 ||
       (rc = gnutls_x509_crt_set_activation_time(crt, dated ? not_before
-                                                            : now - CLOCK_SKEW_SECONDS)) < 0 ||
+                                                           : now - CLOCK_SKEW_SECONDS)) < 0 ||
       (rc = gnutls_x509_crt_set_expiration_time(
            crt, dated ? not_after : now + (time_t)spec->days * 86400)) < 0 ||
       (rc = gnutls_x509_crt_set_key(crt, key)) < 0 ||

@@ -18,15 +18,15 @@ enum serve_event_loop {
 
 typedef struct serve_options {
   const char *dir;
-  int port;                 /* -1: the port server.conf names (init's --port) */
-  const char *bind;         /* listening address, e.g. 127.0.0.1 or :: */
-  int threads;              /* 0: one per CPU */
+  int port;         /* -1: the port server.conf names (init's --port) */
+  const char *bind; /* listening address, e.g. 127.0.0.1 or :: */
+  int threads;      /* 0: one per CPU */
   enum serve_event_loop event_loop;
-  const char *faults;       /* --faults SPEC or NULL */
-  uint64_t faults_seed;     /* --faults-seed (the %RATE dice) */
+  const char *faults;                /* --faults SPEC or NULL */
+  uint64_t faults_seed;              /* --faults-seed (the %RATE dice) */
   enum server_cert_kind server_cert; /* --server-cert: a certificate devices must refuse */
-  enum p12_cert_cipher p12; /* certificate-bag cipher of issued archives */
-  bool device_key_set;      /* false: server.conf's device_key */
+  enum p12_cert_cipher p12;          /* certificate-bag cipher of issued archives */
+  bool device_key_set;               /* false: server.conf's device_key */
   enum pki_key_type device_key;
   bool quiet;
 } serve_options;

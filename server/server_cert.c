@@ -15,10 +15,14 @@
 #define DAY 86400
 
 int server_cert_kind_parse(const char *name, enum server_cert_kind *out) {
-  if (strcmp(name, "fleet") == 0) *out = SERVER_CERT_FLEET;
-  else if (strcmp(name, "wrong-host") == 0) *out = SERVER_CERT_WRONG_HOST;
-  else if (strcmp(name, "expired") == 0) *out = SERVER_CERT_EXPIRED;
-  else return -1;
+  if (strcmp(name, "fleet") == 0)
+    *out = SERVER_CERT_FLEET;
+  else if (strcmp(name, "wrong-host") == 0)
+    *out = SERVER_CERT_WRONG_HOST;
+  else if (strcmp(name, "expired") == 0)
+    *out = SERVER_CERT_EXPIRED;
+  else
+    return -1;
   return 0;
 }
 
@@ -49,8 +53,7 @@ static int fleet_host(const char *dir, char *host, size_t size) {
   return rc;
 }
 
-int server_cert_make(const char *dir, enum server_cert_kind kind, char **key_pem,
-                     char **crt_pem) {
+int server_cert_make(const char *dir, enum server_cert_kind kind, char **key_pem, char **crt_pem) {
   if (kind == SERVER_CERT_FLEET) return 0;
   char host[256];
   pki_cred ca = {0}, leaf = {0};

@@ -15,7 +15,6 @@ int server_cert_kind_parse(const char *name, enum server_cert_kind *out);
 
 /* Makes a key and a certificate of kind, signed by DIR's server CA, and replaces *key_pem
  * and *crt_pem (heap strings, freed) with them as PEM. Prints what failed; returns 0 or -1. */
-int server_cert_make(const char *dir, enum server_cert_kind kind, char **key_pem,
-                     char **crt_pem);
+int server_cert_make(const char *dir, enum server_cert_kind kind, char **key_pem, char **crt_pem);
 
 #endif

@@ -39,7 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "../core/log.h"
 #include "../crypto/hash.h"
 #include "../device/events.h"
@@ -47,22 +46,22 @@
 #include "../storage/image.h"
 #include "states.h"
 
-#define LOW_SPEED_LIMIT 100   /* bytes/s ... */
-#define LOW_SPEED_TIME 60     /* ... for a minute ends a transfer (docs/protocol.md, section 7) */
-#define PROGRESS_MIN_MS 2000  /* no more than one progress line per 2 s, */
+#define LOW_SPEED_LIMIT 100    /* bytes/s ... */
+#define LOW_SPEED_TIME 60      /* ... for a minute ends a transfer (docs/protocol.md, section 7) */
+#define PROGRESS_MIN_MS 2000   /* no more than one progress line per 2 s, */
 #define PROGRESS_IDLE_MS 10000 /* one at every 10 % or after 10 s without one */
 
 enum dl_job { JOB_REHASH, JOB_VERIFY_FINAL, JOB_FINISH };
 
 typedef struct dl_state {
-  image_sink *sink;     /* where the bytes go (owned) */
-  hash_ctx h;           /* bytes [0, received) held by the sink, when h_valid */
+  image_sink *sink; /* where the bytes go (owned) */
+  hash_ctx h;       /* bytes [0, received) held by the sink, when h_valid */
   bool h_valid;
-  char base[140];       /* the image the sink is open for ("" none yet) */
-  enum dl_job job;      /* what the thread pool does (d->work) */
-  uint64_t job_len;     /* JOB_REHASH: bytes of the .part file to hash */
-  char got256[65], got512[129]; /* JOB_VERIFY_FINAL: the final file's digests */
-  char why[160];        /* the sink's reason for stopping a transfer */
+  char base[140];                            /* the image the sink is open for ("" none yet) */
+  enum dl_job job;                           /* what the thread pool does (d->work) */
+  uint64_t job_len;                          /* JOB_REHASH: bytes of the .part file to hash */
+  char got256[65], got512[129];              /* JOB_VERIFY_FINAL: the final file's digests */
+  char why[160];                             /* the sink's reason for stopping a transfer */
   uint64_t t_start, t_last_log, start_bytes; /* progress of the current transfer */
   int last_decile;
 } dl_state;
@@ -131,7 +130,9 @@ static void release(device_update *u) {
   u->received = 0;
 }
 
-static double mib(uint64_t n) { return (double)n / (1024.0 * 1024.0); }
+static double mib(uint64_t n) {
+  return (double)n / (1024.0 * 1024.0);
+}
 
 /* {repo}/targets/NAME with NAME percent-encoded except A-Za-z0-9-._~/, or custom.uri. */
 static char *target_url(device *d) {
@@ -173,8 +174,7 @@ static void note_failure(device *d, const char *desc) {
   res->success = false;
   snprintf(res->code, sizeof(res->code), "%s", UPDATE_DOWNLOAD_FAILED);
   snprintf(res->description, sizeof(res->description), "%s", desc);
-  snprintf(res->correlation_id, sizeof(res->correlation_id), "%s",
-           d->upd->target.correlation_id);
+  snprintf(res->correlation_id, sizeof(res->correlation_id), "%s", d->upd->target.correlation_id);
   snprintf(res->target, sizeof(res->target), "%s", d->upd->target.name);
   d->upd->cycle_failed = true;
 }
@@ -221,21 +221,19 @@ static void job_work(uv_work_t *w) {
   d->work_rc = 0;
   d->work_eb.msg[0] = 0;
   switch (s->job) {
-    case JOB_REHASH:
-      d->work_rc = hash_init(&s->h, t->sha256[0], t->sha512[0]);
-      if (!d->work_rc) d->work_rc = k->ops->hash_held(k, &s->h, s->job_len, &d->work_eb);
-      break;
-    case JOB_VERIFY_FINAL: {
-      hash_ctx h;
-      d->work_rc = hash_init(&h, t->sha256[0], t->sha512[0]);
-      if (!d->work_rc) d->work_rc = k->ops->hash_complete(k, &h, t->length, &d->work_eb);
-      if (!d->work_rc) d->work_rc = hash_final(&h, s->got256, s->got512);
-      hash_free(&h);
-      break;
-    }
-    case JOB_FINISH:
-      d->work_rc = k->ops->commit(k, &d->work_eb);
-      break;
+  case JOB_REHASH:
+    d->work_rc = hash_init(&s->h, t->sha256[0], t->sha512[0]);
+    if (!d->work_rc) d->work_rc = k->ops->hash_held(k, &s->h, s->job_len, &d->work_eb);
+    break;
+  case JOB_VERIFY_FINAL: {
+    hash_ctx h;
+    d->work_rc = hash_init(&h, t->sha256[0], t->sha512[0]);
+    if (!d->work_rc) d->work_rc = k->ops->hash_complete(k, &h, t->length, &d->work_eb);
+    if (!d->work_rc) d->work_rc = hash_final(&h, s->got256, s->got512);
+    hash_free(&h);
+    break;
+  }
+  case JOB_FINISH: d->work_rc = k->ops->commit(k, &d->work_eb); break;
   }
 }
 
@@ -256,7 +254,9 @@ static void downloaded(device *d, const char *how) {
   const update_target *t = &u->target;
   device_log(d, LOG_INFO, "downloaded %s to %s: %" PRIu64 " bytes, %s verified; %s", t->name,
              u->image_path, t->length,
-             t->sha256[0] && t->sha512[0] ? "sha256 and sha512" : t->sha256[0] ? "sha256" : "sha512",
+             t->sha256[0] && t->sha512[0] ? "sha256 and sha512"
+             : t->sha256[0]               ? "sha256"
+                                          : "sha512",
              how);
   event_completed(d, EVENT_SUCCEEDED);
   device_fire(d, EV_DOWNLOADED, u->target.name);
@@ -275,47 +275,47 @@ static void job_done(uv_work_t *w, int status) {
   dl_state *s = u->download;
   const update_target *t = &u->target;
   switch (s->job) {
-    case JOB_REHASH:
-      if (d->work_rc) { /* unreadable: drop it, the retry starts from byte 0 */
-        forget_hash(s);
-        discard_part(u);
-        retry_download(d, d->work_rc, "%s cannot be re-read (%s); deleted", s->sink->part_path,
-                       d->work_eb.msg);
-        return;
-      }
-      u->received = s->job_len;
-      s->h_valid = true;
-      verify_complete(d);
+  case JOB_REHASH:
+    if (d->work_rc) { /* unreadable: drop it, the retry starts from byte 0 */
+      forget_hash(s);
+      discard_part(u);
+      retry_download(d, d->work_rc, "%s cannot be re-read (%s); deleted", s->sink->part_path,
+                     d->work_eb.msg);
       return;
-    case JOB_VERIFY_FINAL:
-      if (!d->work_rc && hashes_match(t, s->got256, s->got512)) {
-        otad_errbuf eb = {{0}};
-        s->sink->ops->discard(s->sink, false, &eb); /* a .part file beside it goes */
-        downloaded(d, "found complete from an earlier run");
-        return;
-      }
-      device_log(d, LOG_WARN, "%s does not hold %s (%s); downloading it again",
-                 s->sink->path, t->name, d->work_rc ? d->work_eb.msg : "hash differs");
+    }
+    u->received = s->job_len;
+    s->h_valid = true;
+    verify_complete(d);
+    return;
+  case JOB_VERIFY_FINAL:
+    if (!d->work_rc && hashes_match(t, s->got256, s->got512)) {
       otad_errbuf eb = {{0}};
-      if (s->sink->ops->discard(s->sink, true, &eb) != 0) {
-        retry_download(d, OTAD_EIO, "%s", eb.msg);
-        return;
-      }
-      downloading_start(d);
+      s->sink->ops->discard(s->sink, false, &eb); /* a .part file beside it goes */
+      downloaded(d, "found complete from an earlier run");
       return;
-    case JOB_FINISH:
-      if (d->work_rc) {
-        retry_download(d, d->work_rc, "download of %s: %s", t->name, d->work_eb.msg);
-        return;
-      }
-      close_part(u);
-      s->h_valid = false;
-      uint64_t ms = uv_now(d->o.loop) - s->t_start;
-      char how[96];
-      snprintf(how, sizeof(how), "%.1f s, %.1f MiB/s", ms / 1000.0,
-               ms ? mib(u->received - s->start_bytes) * 1000.0 / (double)ms : 0.0);
-      downloaded(d, how);
+    }
+    device_log(d, LOG_WARN, "%s does not hold %s (%s); downloading it again", s->sink->path,
+               t->name, d->work_rc ? d->work_eb.msg : "hash differs");
+    otad_errbuf eb = {{0}};
+    if (s->sink->ops->discard(s->sink, true, &eb) != 0) {
+      retry_download(d, OTAD_EIO, "%s", eb.msg);
       return;
+    }
+    downloading_start(d);
+    return;
+  case JOB_FINISH:
+    if (d->work_rc) {
+      retry_download(d, d->work_rc, "download of %s: %s", t->name, d->work_eb.msg);
+      return;
+    }
+    close_part(u);
+    s->h_valid = false;
+    uint64_t ms = uv_now(d->o.loop) - s->t_start;
+    char how[96];
+    snprintf(how, sizeof(how), "%.1f s, %.1f MiB/s", ms / 1000.0,
+             ms ? mib(u->received - s->start_bytes) * 1000.0 / (double)ms : 0.0);
+    downloaded(d, how);
+    return;
   }
 }
 
@@ -356,8 +356,10 @@ static int on_body(http_request *r, const uint8_t *data, size_t len) {
   dl_state *s = u->download;
   if (r->received == 0 && r->offset != u->received) {
     /* asked for a range, got the whole image (200): start the file over */
-    device_log(d, LOG_INFO, "the server sent the whole image instead of the rest (HTTP %ld); "
-               "restarting at byte 0", r->status);
+    device_log(d, LOG_INFO,
+               "the server sent the whole image instead of the rest (HTTP %ld); "
+               "restarting at byte 0",
+               r->status);
     forget_hash(s);
     otad_errbuf eb = {{0}};
     if (s->sink->ops->restart(s->sink, &eb) != 0) {
@@ -415,14 +417,17 @@ static void on_transfer_done(http_request *r) {
              (const char *)r->resp);
     for (char *p = body; *p; p++)
       if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
-    for (size_t n = strlen(body); n > 2 && body[n - 1] == ' '; n--) body[n - 1] = 0;
+    for (size_t n = strlen(body); n > 2 && body[n - 1] == ' '; n--)
+      body[n - 1] = 0;
   }
   const char *url = r->url;
   http_request_reset(r);
 
   if (err == OTAD_ETOOBIG) {
-    fail_download(d, err, "download of %s from %s: the image exceeds the declared length %" PRIu64
-                  " bytes; deleted", t->name, url, t->length);
+    fail_download(d, err,
+                  "download of %s from %s: the image exceeds the declared length %" PRIu64
+                  " bytes; deleted",
+                  t->name, url, t->length);
   } else if (err == OTAD_ENOSPC) {
     fail_download(d, err, "download of %s: no space left for %" PRIu64 " bytes (%s); deleted",
                   t->name, t->length, msg);
@@ -437,19 +442,22 @@ static void on_transfer_done(http_request *r) {
     retry_download(d, err, "download of %s: %s (%s)", t->name, otad_strerror(err), msg);
   } else if (status >= 200 && status < 300) {
     if (u->received < t->length) {
-      retry_download(d, OTAD_EPROTO, "download of %s: the server sent %" PRIu64 " of %" PRIu64
-                     " bytes", t->name, u->received, t->length);
+      retry_download(d, OTAD_EPROTO,
+                     "download of %s: the server sent %" PRIu64 " of %" PRIu64 " bytes", t->name,
+                     u->received, t->length);
       return;
     }
     if (u->received > 1024 * 1024) log_progress(d, true);
     verify_complete(d);
   } else if (status == 416) {
     discard_part(u);
-    retry_download(d, OTAD_EPROTO, "download of %s: the server cannot resume at byte %" PRIu64
-                   " (HTTP 416); starting over", t->name, s->start_bytes);
+    retry_download(d, OTAD_EPROTO,
+                   "download of %s: the server cannot resume at byte %" PRIu64
+                   " (HTTP 416); starting over",
+                   t->name, s->start_bytes);
   } else if (status >= 500 || status == 408 || status == 429) {
-    retry_download(d, OTAD_EHTTP5XX, "download of %s: server answered HTTP %ld%s", t->name,
-                   status, body);
+    retry_download(d, OTAD_EHTTP5XX, "download of %s: server answered HTTP %ld%s", t->name, status,
+                   body);
   } else {
     fail_download(d, OTAD_EHTTP4XX, "download of %s from %s: HTTP %ld%s", t->name, url, status,
                   body);
@@ -522,9 +530,10 @@ static void verify_complete(device *d) {
   }
   if (!hashes_match(t, got256, got512)) {
     bool bad256 = t->sha256[0] && !hash_hex_equal(got256, t->sha256);
-    fail_download(d, OTAD_ECRYPTO, "download of %s: hash mismatch: %s of the %" PRIu64
-                  " bytes received is %s, the metadata says %s; deleted", t->name,
-                  bad256 ? "sha256" : "sha512", u->received, bad256 ? got256 : got512,
+    fail_download(d, OTAD_ECRYPTO,
+                  "download of %s: hash mismatch: %s of the %" PRIu64
+                  " bytes received is %s, the metadata says %s; deleted",
+                  t->name, bad256 ? "sha256" : "sha512", u->received, bad256 ? got256 : got512,
                   bad256 ? t->sha256 : t->sha512);
     return;
   }

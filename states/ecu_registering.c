@@ -23,9 +23,7 @@
 static int settle_ecu_identity(device *d) {
   const otad_config *c = d->o.cfg;
   char *s = store_read_string(d->o.st, STORE_ECU_SERIAL);
-  const char *serial = c->primary_ecu_serial ? c->primary_ecu_serial
-                       : s                   ? s
-                                             : d->ecu_key.keyid;
+  const char *serial = c->primary_ecu_serial ? c->primary_ecu_serial : s ? s : d->ecu_key.keyid;
   snprintf(d->ecu_serial, sizeof(d->ecu_serial), "%s", serial);
   free(s);
   char *h = store_read_string(d->o.st, STORE_ECU_HWID);
@@ -35,10 +33,12 @@ static int settle_ecu_identity(device *d) {
     if (!host[0]) snprintf(host, sizeof(host), "otad-device");
   }
   snprintf(d->ecu_hwid, sizeof(d->ecu_hwid), "%s",
-           c->primary_ecu_hardware_id ? c->primary_ecu_hardware_id : h ? h : host);
+           c->primary_ecu_hardware_id ? c->primary_ecu_hardware_id
+           : h                        ? h
+                                      : host);
   free(h);
-  int rc = store_write(d->o.st, STORE_ECU_SERIAL, d->ecu_serial, strlen(d->ecu_serial), false,
-                       &d->eb);
+  int rc =
+      store_write(d->o.st, STORE_ECU_SERIAL, d->ecu_serial, strlen(d->ecu_serial), false, &d->eb);
   if (!rc)
     rc = store_write(d->o.st, STORE_ECU_HWID, d->ecu_hwid, strlen(d->ecu_hwid), false, &d->eb);
   return rc;
@@ -47,8 +47,7 @@ static int settle_ecu_identity(device *d) {
 static void key_ready(device *d) {
   int rc = settle_ecu_identity(d);
   if (rc) {
-    device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the ECU identity failed: %s",
-                     d->eb.msg);
+    device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the ECU identity failed: %s", d->eb.msg);
     return;
   }
   device_fire(d, EV_KEY_READY, d->ecu_key.keyid);
@@ -75,15 +74,15 @@ static void generate_done(uv_work_t *w, int status) {
   char *priv = d->ecu_key.private_pem;
   int rc = store_write(d->o.st, STORE_ECU_KEY, priv, strlen(priv), true, &d->eb);
   if (!rc)
-    rc = store_write(d->o.st, STORE_ECU_PUB, d->ecu_key.public_text,
-                     strlen(d->ecu_key.public_text), false, &d->eb);
+    rc = store_write(d->o.st, STORE_ECU_PUB, d->ecu_key.public_text, strlen(d->ecu_key.public_text),
+                     false, &d->eb);
   if (rc) {
     keys_free(&d->ecu_key);
     device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the Uptane key failed: %s", d->eb.msg);
     return;
   }
-  device_log(d, LOG_DEBUG, "generated %s Uptane key %s",
-             config_key_type_name(d->o.cfg->key_type), d->ecu_key.keyid);
+  device_log(d, LOG_DEBUG, "generated %s Uptane key %s", config_key_type_name(d->o.cfg->key_type),
+             d->ecu_key.keyid);
   key_ready(d);
 }
 
@@ -99,8 +98,8 @@ static void prepare_token_key(device *d) {
   const char *uri = d->ecu_key.private_pem;
   rc = store_write(d->o.st, STORE_ECU_KEY, uri, strlen(uri), true, &d->eb);
   if (!rc)
-    rc = store_write(d->o.st, STORE_ECU_PUB, d->ecu_key.public_text,
-                     strlen(d->ecu_key.public_text), false, &d->eb);
+    rc = store_write(d->o.st, STORE_ECU_PUB, d->ecu_key.public_text, strlen(d->ecu_key.public_text),
+                     false, &d->eb);
   if (rc) {
     keys_free(&d->ecu_key);
     device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the Uptane key's reference failed: %s",
@@ -133,8 +132,7 @@ void ecu_registering_prepare_key(device *d) {
       key_ready(d);
       return;
     }
-    device_log(d, LOG_WARN, "stored Uptane key is unreadable (%s); generating a new one",
-               eb.msg);
+    device_log(d, LOG_WARN, "stored Uptane key is unreadable (%s); generating a new one", eb.msg);
   }
   d->work.data = d;
   d->work_busy = true;
@@ -163,9 +161,12 @@ void ecu_registering_register(device *d) {
   cJSON_AddStringToObject(kv, "public", d->ecu_key.public_text);
   cJSON_AddItemToArray(ecus, ecu);
   char *url;
-  if (c->ecu_registration_endpoint) url = strdup(c->ecu_registration_endpoint);
-  else if (c->director_server) url = device_url(c->director_server, "/ecus");
-  else url = device_url(d->server_url, "/director/ecus");
+  if (c->ecu_registration_endpoint)
+    url = strdup(c->ecu_registration_endpoint);
+  else if (c->director_server)
+    url = device_url(c->director_server, "/ecus");
+  else
+    url = device_url(d->server_url, "/director/ecus");
   device_log(d, LOG_INFO, "registering primary ECU %s (hardware ID %s)", d->ecu_serial,
              d->ecu_hwid);
   device_post_json(d, "POST /director/ecus", url, body, &d->creds, on_ecus_done);
@@ -177,8 +178,7 @@ static void on_ecus_done(http_request *r) {
   if (!r->err && r->status >= 200 && r->status < 300) {
     int rc = store_write(d->o.st, STORE_ECU_REGISTERED, "1\n", 2, false, &d->eb);
     if (rc)
-      device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the registration failed: %s",
-                       d->eb.msg);
+      device_fail_with(d, EV_TRANSIENT_ERROR, rc, "storing the registration failed: %s", d->eb.msg);
     else
       device_fire(d, EV_ECUS_REGISTERED, d->ecu_serial);
   } else {

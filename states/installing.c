@@ -140,7 +140,8 @@ void installing_complete(device *d) {
   }
   events_queue(d, EVENT_INSTALLATION_COMPLETED, t->correlation_id, EVENT_SUCCEEDED);
   device_log(d, LOG_INFO, "installed %s: %s", t->name,
-             done ? "recorded and reported after a restart" : "the reboot completed the installation");
+             done ? "recorded and reported after a restart"
+                  : "the reboot completed the installation");
   device_fire(d, EV_INSTALLED, t->name);
 }
 
@@ -161,15 +162,9 @@ static void install_done(pacman_job *job, enum pacman_outcome outcome, const cha
   }
   d->work_busy = false;
   switch (outcome) {
-    case PACMAN_INSTALLED:
-      install_succeeded(d, UPDATE_OK, desc);
-      break;
-    case PACMAN_NEED_REBOOT:
-      install_succeeded(d, UPDATE_NEED_COMPLETION, desc);
-      break;
-    case PACMAN_FAILED:
-      install_failed(d, "%s", desc);
-      break;
+  case PACMAN_INSTALLED: install_succeeded(d, UPDATE_OK, desc); break;
+  case PACMAN_NEED_REBOOT: install_succeeded(d, UPDATE_NEED_COMPLETION, desc); break;
+  case PACMAN_FAILED: install_failed(d, "%s", desc); break;
   }
 }
 

@@ -27,14 +27,14 @@
 
 #include "../core/canonical_json.h"
 #include "../core/log.h"
-#include "../uptane/uptane.h"
-#include "../uptane/walk.h"
 #include "../core/utf8.h"
 #include "../device/device_data.h"
 #include "../device/events.h"
 #include "../device/manifest.h"
 #include "../device/reboot.h"
 #include "../device/request.h"
+#include "../uptane/uptane.h"
+#include "../uptane/walk.h"
 #include "states.h"
 
 /* ---- the walk (uptane/walk.h): one GET per document, one journal row per document ---- */
@@ -42,21 +42,21 @@
 static void verification_failed(device *d, const uptane_err *err) {
   device_log(d, LOG_ERROR, "Uptane verification failed (%s): %s; keeping the trusted metadata",
              uptane_fail_name(err->fail), err->eb.msg);
-  device_set_result(d, false, UPDATE_VERIFICATION_FAILED, "%s: %s",
-                    uptane_fail_name(err->fail), err->eb.msg);
+  device_set_result(d, false, UPDATE_VERIFICATION_FAILED, "%s: %s", uptane_fail_name(err->fail),
+                    err->eb.msg);
   device_fire(d, EV_VERIFICATION_FAILED, err->eb.msg);
 }
 
 /* Where each verified document is kept (delegations are fetched again when needed). */
 static const char *store_name(enum uptane_walk_doc doc) {
   switch (doc) {
-    case UPTANE_DOC_DIRECTOR_ROOT: return STORE_DIRECTOR_ROOT;
-    case UPTANE_DOC_DIRECTOR_TARGETS: return STORE_DIRECTOR_TARGETS;
-    case UPTANE_DOC_IMAGE_ROOT: return STORE_IMAGE_ROOT;
-    case UPTANE_DOC_IMAGE_TIMESTAMP: return STORE_IMAGE_TIMESTAMP;
-    case UPTANE_DOC_IMAGE_SNAPSHOT: return STORE_IMAGE_SNAPSHOT;
-    case UPTANE_DOC_IMAGE_TARGETS: return STORE_IMAGE_TARGETS;
-    default: return NULL;
+  case UPTANE_DOC_DIRECTOR_ROOT: return STORE_DIRECTOR_ROOT;
+  case UPTANE_DOC_DIRECTOR_TARGETS: return STORE_DIRECTOR_TARGETS;
+  case UPTANE_DOC_IMAGE_ROOT: return STORE_IMAGE_ROOT;
+  case UPTANE_DOC_IMAGE_TIMESTAMP: return STORE_IMAGE_TIMESTAMP;
+  case UPTANE_DOC_IMAGE_SNAPSHOT: return STORE_IMAGE_SNAPSHOT;
+  case UPTANE_DOC_IMAGE_TARGETS: return STORE_IMAGE_TARGETS;
+  default: return NULL;
   }
 }
 
@@ -105,28 +105,24 @@ void polling_walk(device *d) {
   uptane_walk *w = d->upd->walk;
   for (;;) {
     switch (uptane_walk_next(w, time(NULL))) {
-      case UPTANE_WALK_FETCH: {
-        char what[64];
-        snprintf(what, sizeof(what), "GET %s", uptane_walk_doc_name(w->doc));
-        char *url = w->repo == UPTANE_REPO_DIRECTOR ? device_director_url(d, w->path)
-                                                    : device_repo_url(d, w->path);
-        device_log(d, LOG_DEBUG, "GET %s", url ? url : "?");
-        device_send(d, "GET", what, url, NULL, w->cap, &d->creds, on_fetched);
-        return;
-      }
-      case UPTANE_WALK_ASSIGNED:
-        if (!assigned_is_new(d, w)) return;
-        continue;
-      case UPTANE_WALK_NO_UPDATE:
-        device_log(d, LOG_INFO, "no update assigned");
-        device_fire(d, EV_NO_UPDATE, NULL);
-        return;
-      case UPTANE_WALK_UPDATE:
-        update_found(d);
-        return;
-      case UPTANE_WALK_FAILED:
-        verification_failed(d, &w->err);
-        return;
+    case UPTANE_WALK_FETCH: {
+      char what[64];
+      snprintf(what, sizeof(what), "GET %s", uptane_walk_doc_name(w->doc));
+      char *url = w->repo == UPTANE_REPO_DIRECTOR ? device_director_url(d, w->path)
+                                                  : device_repo_url(d, w->path);
+      device_log(d, LOG_DEBUG, "GET %s", url ? url : "?");
+      device_send(d, "GET", what, url, NULL, w->cap, &d->creds, on_fetched);
+      return;
+    }
+    case UPTANE_WALK_ASSIGNED:
+      if (!assigned_is_new(d, w)) return;
+      continue;
+    case UPTANE_WALK_NO_UPDATE:
+      device_log(d, LOG_INFO, "no update assigned");
+      device_fire(d, EV_NO_UPDATE, NULL);
+      return;
+    case UPTANE_WALK_UPDATE: update_found(d); return;
+    case UPTANE_WALK_FAILED: verification_failed(d, &w->err); return;
     }
   }
 }
@@ -201,7 +197,9 @@ static void walk_metadata(device *d) {
   polling_walk(d);
 }
 
-static void send_device_data(device *d) { device_data_send(d, walk_metadata); }
+static void send_device_data(device *d) {
+  device_data_send(d, walk_metadata);
+}
 
 static void on_manifest_for_poll(http_request *r) {
   device *d = r->data;
@@ -253,7 +251,9 @@ static void report_done(device *d) {
 }
 
 /* After a report the installed target may have changed: tell the server now. */
-static void report_device_data(device *d) { device_data_send(d, report_done); }
+static void report_device_data(device *d) {
+  device_data_send(d, report_done);
+}
 
 static void on_manifest_report(http_request *r) {
   device *d = r->data;

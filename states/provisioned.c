@@ -43,8 +43,10 @@ void provisioned_finish(device *d) {
     gmtime_r(&ci.not_after, &tm);
     strftime(until, sizeof(until), "%Y-%m-%d", &tm);
   }
-  device_log(d, LOG_INFO, "provisioned: device ID %s, certificate CN=%s (valid until %s), "
-             "primary ECU %s", d->id[0] ? d->id : "-", d->uuid[0] ? d->uuid : ci.cn, until,
+  device_log(d, LOG_INFO,
+             "provisioned: device ID %s, certificate CN=%s (valid until %s), "
+             "primary ECU %s",
+             d->id[0] ? d->id : "-", d->uuid[0] ? d->uuid : ci.cn, until,
              d->ecu_serial[0] ? d->ecu_serial : "(registered earlier)");
   if (d->o.updates) {
     device_fire(d, EV_POLL, NULL); /* the update cycle begins */

@@ -127,8 +127,7 @@ static void parse_done(uv_work_t *w, int status) {
     return;
   }
   tls_cert_info ci;
-  if (tls_cert_info_pem(c.cert_pem, &ci, &eb) == 0)
-    snprintf(d->uuid, sizeof(d->uuid), "%s", ci.cn);
+  if (tls_cert_info_pem(c.cert_pem, &ci, &eb) == 0) snprintf(d->uuid, sizeof(d->uuid), "%s", ci.cn);
   tls_creds_free(&d->creds);
   d->creds.key_pem = c.key_pem;
   d->creds.cert_pem = chain;

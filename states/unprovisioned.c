@@ -13,9 +13,9 @@
 
 #include "../core/idgen.h"
 #include "../core/log.h"
-#include "../storage/credzip.h"
 #include "../device/credentials.h"
 #include "../device/request.h"
+#include "../storage/credzip.h"
 #include "states.h"
 
 /* Replaces *dst with a copy of src. */
@@ -27,8 +27,10 @@ static void set_str(char **dst, const char *src) {
 /* The server URL: configuration first, then what an earlier run learned. */
 static void load_server_url(device *d) {
   const otad_config *c = d->o.cfg;
-  if (c->tls_server) set_str(&d->server_url, c->tls_server);
-  else if (c->provision_server) set_str(&d->server_url, c->provision_server);
+  if (c->tls_server)
+    set_str(&d->server_url, c->tls_server);
+  else if (c->provision_server)
+    set_str(&d->server_url, c->provision_server);
   else {
     char *u = store_read_string(d->o.st, STORE_SERVER_URL);
     free(d->server_url);
@@ -45,8 +47,10 @@ static int choose_device_id(device *d) {
     return 0;
   }
   free(stored);
-  if (d->o.cfg->device_id) snprintf(d->id, sizeof(d->id), "%s", d->o.cfg->device_id);
-  else idgen_readable(&d->rng, d->id, sizeof(d->id));
+  if (d->o.cfg->device_id)
+    snprintf(d->id, sizeof(d->id), "%s", d->o.cfg->device_id);
+  else
+    idgen_readable(&d->rng, d->id, sizeof(d->id));
   return store_write(d->o.st, STORE_DEVICE_ID, d->id, strlen(d->id), false, &d->eb);
 }
 
@@ -65,8 +69,8 @@ static int load_fleet_key(device *d) {
   int rc = credzip_read(c->provision_path, &z, &d->eb);
   if (rc) return rc;
   tls_creds_free(&d->own_prov); /* a retry after a failed attempt reads it again */
-  rc = tls_p12_parse(z.p12, z.p12_len, c->p12_password ? c->p12_password : "", &d->own_prov,
-                     &d->eb);
+  rc =
+      tls_p12_parse(z.p12, z.p12_len, c->p12_password ? c->p12_password : "", &d->own_prov, &d->eb);
   if (rc) {
     char m[sizeof(d->eb.msg)];
     snprintf(m, sizeof(m), "%s: autoprov_credentials.p12: %s", c->provision_path, d->eb.msg);
@@ -137,8 +141,10 @@ static void inspect_device_cred(device *d) {
   tls_cert_info_pem(imp.cert_pem, &ci, &eb);
   bool cn_changed = have_stored && strcmp(stored_cn, ci.cn) != 0;
   if (cn_changed) {
-    device_log(d, LOG_WARN, "the imported certificate is for CN=%s, not CN=%s: registering as a "
-               "new device", ci.cn, stored_cn);
+    device_log(d, LOG_WARN,
+               "the imported certificate is for CN=%s, not CN=%s: registering as a "
+               "new device",
+               ci.cn, stored_cn);
     forget_ecu_registration(d);
   }
   rc = credentials_store(d, imp.key_pem, imp.cert_pem, imp.ca_pem, d->server_url);
@@ -155,8 +161,10 @@ static void inspect_device_cred(device *d) {
   store_write(d->o.st, STORE_DEVICE_ID, d->id, strlen(d->id), false, &eb);
   device_log(d, LOG_INFO, "imported device credentials: certificate CN=%s from %s", ci.cn,
              c->import_base_path);
-  if (have_stored && !cn_changed) fire_stored(d, "certificate renewed from [import]");
-  else device_fire(d, EV_CREDENTIALS_IMPORTED, ci.cn);
+  if (have_stored && !cn_changed)
+    fire_stored(d, "certificate renewed from [import]");
+  else
+    device_fire(d, EV_CREDENTIALS_IMPORTED, ci.cn);
 }
 
 void unprovisioned_inspect(device *d) {
@@ -193,7 +201,8 @@ void unprovisioned_inspect(device *d) {
     return;
   }
   if (!d->server_url) {
-    device_fail_with(d, EV_CONFIG_ERROR, OTAD_ECONFIG, "no server URL: credentials.zip has no "
+    device_fail_with(d, EV_CONFIG_ERROR, OTAD_ECONFIG,
+                     "no server URL: credentials.zip has no "
                      "autoprov.url and [provision] server is not set");
     return;
   }

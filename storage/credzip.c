@@ -27,8 +27,8 @@
 #define ENTRY_CA "server_ca.pem"
 #define ENTRY_TREEHUB "treehub.json"
 
-#define ENTRY_MAX (1024 * 1024)          /* a bigger entry a device reads is corrupt */
-#define REWRITE_MAX (16 * 1024 * 1024)   /* cap of the rewritten zip held in memory */
+#define ENTRY_MAX (1024 * 1024)        /* a bigger entry a device reads is corrupt */
+#define REWRITE_MAX (16 * 1024 * 1024) /* cap of the rewritten zip held in memory */
 
 static const char *arch_err(struct archive *a) {
   const char *s = archive_error_string(a);
@@ -68,7 +68,8 @@ static int header_error(struct archive *a, const char *path, int n, otad_errbuf 
 static bool grow(uint8_t **buf, size_t *cap, size_t need) {
   if (need + 1 <= *cap) return true;
   size_t ncap = *cap ? *cap : 4096;
-  while (ncap < need + 1) ncap *= 2;
+  while (ncap < need + 1)
+    ncap *= 2;
   uint8_t *n = malloc(ncap);
   if (!n) return false;
   if (*buf) {
@@ -83,8 +84,8 @@ static bool grow(uint8_t **buf, size_t *cap, size_t need) {
 
 /* Loads the current entry's data into a new NUL-terminated heap block (*out, owned by
  * the caller), at most ENTRY_MAX bytes. */
-static int load_entry(struct archive *a, struct archive_entry *e, const char *path,
-                      uint8_t **out, size_t *len, otad_errbuf *eb) {
+static int load_entry(struct archive *a, struct archive_entry *e, const char *path, uint8_t **out,
+                      size_t *len, otad_errbuf *eb) {
   const char *name = archive_entry_pathname(e);
   if (*out) return otad_fail(eb, OTAD_EZIP, "%s: entry %s appears twice", path, name);
   if (archive_entry_size_is_set(e) && archive_entry_size(e) > ENTRY_MAX)
@@ -123,8 +124,10 @@ static int load_entry(struct archive *a, struct archive_entry *e, const char *pa
 /* Trims surrounding whitespace in place. */
 static void trim(char *s) {
   size_t len = strlen(s), start = 0;
-  while (start < len && isspace((unsigned char)s[start])) start++;
-  while (len > start && isspace((unsigned char)s[len - 1])) len--;
+  while (start < len && isspace((unsigned char)s[start]))
+    start++;
+  while (len > start && isspace((unsigned char)s[len - 1]))
+    len--;
   memmove(s, s + start, len - start);
   s[len - start] = '\0';
 }
@@ -196,7 +199,8 @@ static la_ssize_t membuf_write(struct archive *a, void *ctx, const void *buf, si
   }
   if (m->len + n > m->cap) {
     size_t ncap = m->cap ? m->cap * 2 : 65536;
-    while (ncap < m->len + n) ncap *= 2;
+    while (ncap < m->len + n)
+      ncap *= 2;
     uint8_t *d = realloc(m->data, ncap);
     if (!d) {
       archive_set_error(a, ENOMEM, "out of memory");
@@ -245,8 +249,8 @@ static bool printable_name(const char *name) {
 
 /* Copies every entry but the fleet key and treehub.json; *had_p12 says if the key was
  * there (if not, the caller leaves the file alone). */
-static int copy_entries(struct archive *in, struct archive *w, const char *path,
-                        bool *had_p12, otad_errbuf *eb) {
+static int copy_entries(struct archive *in, struct archive *w, const char *path, bool *had_p12,
+                        otad_errbuf *eb) {
   struct archive_entry *e;
   for (int n = 0;; n++) {
     int r = archive_read_next_header(in, &e);

@@ -14,8 +14,8 @@
 #include "../core/error.h"
 
 typedef struct credzip {
-  char *url;          /* trimmed autoprov.url, heap; NULL if absent */
-  uint8_t *p12;       /* autoprov_credentials.p12 bytes, heap; NULL if absent */
+  char *url;    /* trimmed autoprov.url, heap; NULL if absent */
+  uint8_t *p12; /* autoprov_credentials.p12 bytes, heap; NULL if absent */
   size_t p12_len;
   char *server_ca_pem; /* server_ca.pem if present (cert-provider), heap; else NULL */
 } credzip;

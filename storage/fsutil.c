@@ -73,11 +73,13 @@ char *storage_images_dir(const otad_config *c) {
   const char *base = c->images_path && c->images_path[0] ? c->images_path : NULL;
   const char *storage = c->storage_path ? c->storage_path : "/var/sota";
   size_t sl = strlen(storage);
-  while (!base && sl > 0 && storage[sl - 1] == '/') sl--;
+  while (!base && sl > 0 && storage[sl - 1] == '/')
+    sl--;
   char *dir = NULL;
   if (base ? asprintf(&dir, "%s", base) < 0 : asprintf(&dir, "%.*s/images", (int)sl, storage) < 0)
     return NULL;
-  for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--) dir[n - 1] = 0;
+  for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--)
+    dir[n - 1] = 0;
   return dir;
 }
 

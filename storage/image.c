@@ -26,7 +26,9 @@ typedef struct file_sink {
   int fd; /* the .part file, -1 when closed */
 } file_sink;
 
-static int errno_code(int e) { return e == ENOSPC || e == EDQUOT ? OTAD_ENOSPC : OTAD_EIO; }
+static int errno_code(int e) {
+  return e == ENOSPC || e == EDQUOT ? OTAD_ENOSPC : OTAD_EIO;
+}
 
 /* Removes .part files of other images (an abandoned assignment) from the directory. */
 static void remove_stale_parts(file_sink *f, const char *keep) {
@@ -96,14 +98,16 @@ static int file_open(image_sink *s, const char *base, uint64_t length, image_hel
   }
   if (f->fd < 0) {
     f->fd = open(s->part_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (f->fd < 0) return otad_fail(eb, OTAD_EIO, "cannot open %s: %s", s->part_path, strerror(errno));
+    if (f->fd < 0)
+      return otad_fail(eb, OTAD_EIO, "cannot open %s: %s", s->part_path, strerror(errno));
   }
   if (fstat(f->fd, &st) != 0)
     return otad_fail(eb, OTAD_EIO, "%s: %s", s->part_path, strerror(errno));
   uint64_t size = (uint64_t)st.st_size;
   if (size > length) { /* not this image: start over */
-    log_msg(LOG_WARN, f->label, "%s holds %" PRIu64 " bytes, more than the %" PRIu64
-            " declared; starting over", s->part_path, size, length);
+    log_msg(LOG_WARN, f->label,
+            "%s holds %" PRIu64 " bytes, more than the %" PRIu64 " declared; starting over",
+            s->part_path, size, length);
     if (ftruncate(f->fd, 0) != 0)
       return otad_fail(eb, OTAD_EIO, "truncating %s: %s", s->part_path, strerror(errno));
     size = 0;
@@ -111,8 +115,9 @@ static int file_open(image_sink *s, const char *base, uint64_t length, image_hel
   struct statvfs vfs; /* refuse early what cannot fit, as aktualizr does */
   uint64_t need = length - size;
   if (fstatvfs(f->fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < need)
-    return otad_fail(eb, OTAD_ENOSPC, "not enough space for %s: %" PRIu64 " bytes needed, %" PRIu64
-                     " free", s->part_path, need, (uint64_t)vfs.f_bavail * vfs.f_frsize);
+    return otad_fail(eb, OTAD_ENOSPC,
+                     "not enough space for %s: %" PRIu64 " bytes needed, %" PRIu64 " free",
+                     s->part_path, need, (uint64_t)vfs.f_bavail * vfs.f_frsize);
   held->bytes = size;
   return 0;
 }
@@ -157,8 +162,7 @@ static int file_commit(image_sink *s, otad_errbuf *eb) {
   if (fsync(f->fd) != 0)
     return otad_fail(eb, errno_code(errno), "fsync %s: %s", s->part_path, strerror(errno));
   if (rename(s->part_path, s->path) != 0)
-    return otad_fail(eb, OTAD_EIO, "renaming %s to %s: %s", s->part_path, s->path,
-                     strerror(errno));
+    return otad_fail(eb, OTAD_EIO, "renaming %s to %s: %s", s->part_path, s->path, strerror(errno));
   fs_fsync_dir_of(s->path);
   return 0;
 }
@@ -184,8 +188,8 @@ static void file_free(image_sink *s) {
 }
 
 static const image_sink_ops file_ops = {
-    "file",        file_open,   file_write,   file_restart, file_hash_held, file_hash_complete,
-    file_commit,   file_discard, file_close,  file_free};
+    "file",      file_open,    file_write, file_restart, file_hash_held, file_hash_complete,
+    file_commit, file_discard, file_close, file_free};
 
 image_sink *image_sink_file_new(const char *dir, const char *label) {
   file_sink *f = calloc(1, sizeof(*f));
@@ -249,8 +253,8 @@ static void count_free(image_sink *s) {
 }
 
 static const image_sink_ops count_ops = {
-    "hash-only", count_open, count_write,   count_restart, NULL, count_hash_complete,
-    NULL,        count_discard, count_close, count_free};
+    "hash-only",         count_open, count_write,   count_restart, NULL,
+    count_hash_complete, NULL,       count_discard, count_close,   count_free};
 
 image_sink *image_sink_hash_only_new(void) {
   count_sink *c = calloc(1, sizeof(*c));

@@ -36,8 +36,7 @@ typedef struct image_sink_ops {
    * made, partial files of other images are removed, too long a partial file is emptied.
    * 0 with *held filled; OTAD_ENOSPC when the rest cannot fit (eb: how much is needed and
    * free: nothing will help but space); another error (eb says why) when a retry may. */
-  int (*open)(image_sink *s, const char *base, uint64_t length, image_held *held,
-              otad_errbuf *eb);
+  int (*open)(image_sink *s, const char *base, uint64_t length, image_held *held, otad_errbuf *eb);
   /* Appends len bytes at offset at (what is held so far). OTAD_ENOSPC or OTAD_EIO. */
   int (*write)(image_sink *s, const uint8_t *data, size_t len, uint64_t at, otad_errbuf *eb);
   /* Drops what is held: the next write is at byte 0. */

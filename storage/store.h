@@ -16,24 +16,25 @@
 #include "../core/error.h"
 
 /* File names inside a store. */
-#define STORE_ROOT_CRT "root.crt"         /* pinned CA bundle for every call */
-#define STORE_CLIENT_PEM "client.pem"     /* device certificate + CA chain */
-#define STORE_PKEY_PEM "pkey.pem"         /* device TLS private key (secret) */
-#define STORE_DEVICE_ID "device_id"       /* the ID sent at registration */
-#define STORE_SERVER_URL "gateway.url"    /* server URL learned from credentials.zip */
-#define STORE_ECU_KEY "ecukey.pem"        /* Uptane primary private key (secret) */
-#define STORE_ECU_PUB "ecukey.pub"        /* its public value as sent to the director */
+#define STORE_ROOT_CRT "root.crt"      /* pinned CA bundle for every call */
+#define STORE_CLIENT_PEM "client.pem"  /* device certificate + CA chain */
+#define STORE_PKEY_PEM "pkey.pem"      /* device TLS private key (secret) */
+#define STORE_DEVICE_ID "device_id"    /* the ID sent at registration */
+#define STORE_SERVER_URL "gateway.url" /* server URL learned from credentials.zip */
+#define STORE_ECU_KEY "ecukey.pem"     /* Uptane primary private key (secret) */
+#define STORE_ECU_PUB "ecukey.pub"     /* its public value as sent to the director */
 #define STORE_ECU_SERIAL "primary_ecu_serial"
 #define STORE_ECU_HWID "primary_ecu_hardware_id"
-#define STORE_ECU_REGISTERED "is_registered" /* ECUs accepted by the director */
-#define STORE_CREDS_PENDING "creds.pending"  /* credentials being stored (see device) */
+#define STORE_ECU_REGISTERED "is_registered"      /* ECUs accepted by the director */
+#define STORE_CREDS_PENDING "creds.pending"       /* credentials being stored (see device) */
 #define STORE_INSTALLED_TARGET "installed_target" /* JSON: the target installed last */
 #define STORE_INSTALL_REPORT "install_report"     /* JSON: a result not yet reported */
-#define STORE_PENDING_TARGET "pending_target" /* JSON as installed_target: installed, a
-                                                 reboot completes it (see pacman/) */
-#define STORE_DIRECTOR_ROOT "director_root.json"  /* latest trusted director root */
+#define STORE_PENDING_TARGET                                                                       \
+  "pending_target"                               /* JSON as installed_target: installed, a         \
+                                                    reboot completes it (see pacman/) */
+#define STORE_DIRECTOR_ROOT "director_root.json" /* latest trusted director root */
 #define STORE_DIRECTOR_TARGETS "director_targets.json"
-#define STORE_IMAGE_ROOT "image_root.json"        /* latest trusted image repo root */
+#define STORE_IMAGE_ROOT "image_root.json" /* latest trusted image repo root */
 #define STORE_IMAGE_TIMESTAMP "image_timestamp.json"
 #define STORE_IMAGE_SNAPSHOT "image_snapshot.json"
 #define STORE_IMAGE_TARGETS "image_targets.json"
@@ -100,8 +101,8 @@ static inline int store_read(store *s, const char *name, char **data, size_t *le
 }
 
 /* Replaces name with data atomically; secret => mode 0600 (else 0644). */
-static inline int store_write(store *s, const char *name, const void *data, size_t len,
-                              bool secret, otad_errbuf *eb) {
+static inline int store_write(store *s, const char *name, const void *data, size_t len, bool secret,
+                              otad_errbuf *eb) {
   return s->ops->write(s, name, data, len, secret, eb);
 }
 
@@ -127,8 +128,7 @@ char *store_read_string(store *s, const char *name);
  * OTAD_ENOSPC when the disk is full, else OTAD_EIO; eb names the path and the cause.
  * After a success, temp files of the same name left by killed processes are removed.
  * The primitive behind the fs backend, also used for the credentials zip. */
-int atomic_write_file(const char *path, const void *data, size_t len, int mode,
-                      otad_errbuf *eb);
+int atomic_write_file(const char *path, const void *data, size_t len, int mode, otad_errbuf *eb);
 
 /* Crash-test seam (see store_fs.c): with OTAD_TEST_KILL_AT_WRITE set, numbers the step
  * what among the store's writes and removes, and SIGKILLs the process if its number is

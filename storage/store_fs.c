@@ -73,8 +73,7 @@ static const char *join(char *out, size_t n, const char *dir, const char *name) 
 int store_check_name(const char *name, otad_errbuf *eb) {
   if (!name || !*name) return otad_fail(eb, OTAD_EINVAL, "store: empty name");
   if (strlen(name) > STORE_NAME_MAX)
-    return otad_fail(eb, OTAD_EINVAL, "store: name longer than %d characters",
-                     STORE_NAME_MAX);
+    return otad_fail(eb, OTAD_EINVAL, "store: name longer than %d characters", STORE_NAME_MAX);
   if (name[0] == '.' || strchr(name, '/'))
     return otad_fail(eb, OTAD_EINVAL,
                      "store: \"%s\" is not a plain file name (no '/', no leading '.')", name);
@@ -232,8 +231,7 @@ static void remove_dead_temps(int dirfd, const char *name) {
   closedir(d);
 }
 
-int atomic_write_file(const char *path, const void *data, size_t len, int mode,
-                      otad_errbuf *eb) {
+int atomic_write_file(const char *path, const void *data, size_t len, int mode, otad_errbuf *eb) {
   const char *slash = strrchr(path, '/');
   const char *name = slash ? slash + 1 : path;
   char dir[PATH_MAX];
@@ -310,8 +308,8 @@ static int fs_write(store *s, const char *name, const void *data, size_t len, bo
   char path[PATH_MAX];
   join(path, sizeof(path), fs->dir, name);
   if (len > STORE_MAX_VALUE)
-    return otad_fail(eb, OTAD_EINVAL, "writing %s: %zu bytes, larger than the 1 MiB allowed",
-                     path, len);
+    return otad_fail(eb, OTAD_EINVAL, "writing %s: %zu bytes, larger than the 1 MiB allowed", path,
+                     len);
   return atomic_write_at(fs->dirfd, name, path, data, len, secret ? 0600 : 0644, eb);
 }
 
@@ -370,8 +368,8 @@ static int fix_dir_mode(int dirfd, const char *dir, const warner *w, otad_errbuf
   if (owned_by_us(&st, dir, eb)) return OTAD_EIO;
   if (!(st.st_mode & 077)) return 0;
   if (fchmod(dirfd, 0700) < 0)
-    return otad_fail(eb, OTAD_EIO, "%s has mode %04o and cannot be restricted to 0700: %s",
-                     dir, (unsigned)(st.st_mode & 07777), strerror(errno));
+    return otad_fail(eb, OTAD_EIO, "%s has mode %04o and cannot be restricted to 0700: %s", dir,
+                     (unsigned)(st.st_mode & 07777), strerror(errno));
   warn(w, "%s had mode %04o (open to group/other): changed to 0700", dir,
        (unsigned)(st.st_mode & 07777));
   return 0;
@@ -391,8 +389,8 @@ static int fix_secret_modes(int dirfd, const char *dir, const warner *w, otad_er
     if (owned_by_us(&st, path, eb)) return OTAD_EIO;
     if (!S_ISREG(st.st_mode) || !(st.st_mode & 077)) continue;
     if (fchmodat(dirfd, secrets[i], 0600, 0) < 0)
-      return otad_fail(eb, OTAD_EIO, "%s has mode %04o and cannot be restricted to 0600: %s",
-                       path, (unsigned)(st.st_mode & 07777), strerror(errno));
+      return otad_fail(eb, OTAD_EIO, "%s has mode %04o and cannot be restricted to 0600: %s", path,
+                       (unsigned)(st.st_mode & 07777), strerror(errno));
     warn(w, "%s had mode %04o (open to group/other): changed to 0600", path,
          (unsigned)(st.st_mode & 07777));
   }
@@ -428,8 +426,7 @@ static int remove_stale_temps(int dirfd, const char *dir, const warner *w, otad_
   return 0;
 }
 
-store *store_fs_open_warn(const char *dir, store_warn_fn warn_fn, void *ctx,
-                          otad_errbuf *eb) {
+store *store_fs_open_warn(const char *dir, store_warn_fn warn_fn, void *ctx, otad_errbuf *eb) {
   if (!dir || !*dir) {
     otad_fail(eb, OTAD_EINVAL, "storage path is empty");
     return NULL;
@@ -474,8 +471,10 @@ char *store_read_string(store *s, const char *name) {
   size_t len;
   if (store_read(s, name, &data, &len, NULL) != 0) return NULL;
   size_t start = 0;
-  while (start < len && isspace((unsigned char)data[start])) start++;
-  while (len > start && isspace((unsigned char)data[len - 1])) len--;
+  while (start < len && isspace((unsigned char)data[start]))
+    start++;
+  while (len > start && isspace((unsigned char)data[len - 1]))
+    len--;
   memmove(data, data + start, len - start);
   data[len - start] = '\0';
   return data;

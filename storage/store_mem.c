@@ -15,10 +15,10 @@
 
 typedef struct mem_entry {
   struct mem_entry *next;
-  uint32_t len;      /* value bytes, NUL excluded (<= STORE_MAX_VALUE) */
-  uint8_t name_len;  /* strlen(name) (<= 200, see store_check_name) */
-  bool secret;       /* value zeroed before the entry is freed */
-  char bytes[];      /* name, NUL, value, NUL */
+  uint32_t len;     /* value bytes, NUL excluded (<= STORE_MAX_VALUE) */
+  uint8_t name_len; /* strlen(name) (<= 200, see store_check_name) */
+  bool secret;      /* value zeroed before the entry is freed */
+  char bytes[];     /* name, NUL, value, NUL */
 } mem_entry;
 
 typedef struct mem_store {
@@ -26,7 +26,9 @@ typedef struct mem_store {
   mem_entry *head;
 } mem_store;
 
-static char *entry_value(mem_entry *e) { return e->bytes + e->name_len + 1; }
+static char *entry_value(mem_entry *e) {
+  return e->bytes + e->name_len + 1;
+}
 
 static void entry_free(mem_entry *e) {
   if (e->secret) explicit_bzero(entry_value(e), e->len);
@@ -36,7 +38,8 @@ static void entry_free(mem_entry *e) {
 /* The link that points at name's entry, or at the NULL ending the list. */
 static mem_entry **find(mem_store *ms, const char *name) {
   mem_entry **link = &ms->head;
-  while (*link && strcmp((*link)->bytes, name) != 0) link = &(*link)->next;
+  while (*link && strcmp((*link)->bytes, name) != 0)
+    link = &(*link)->next;
   return link;
 }
 
@@ -60,8 +63,8 @@ static int mem_write(store *s, const char *name, const void *data, size_t len, b
   int rc = store_check_name(name, eb);
   if (rc) return rc;
   if (len > STORE_MAX_VALUE)
-    return otad_fail(eb, OTAD_EINVAL, "writing %s: %zu bytes, larger than the 1 MiB allowed",
-                     name, len);
+    return otad_fail(eb, OTAD_EINVAL, "writing %s: %zu bytes, larger than the 1 MiB allowed", name,
+                     len);
   size_t name_len = strlen(name);
   mem_entry *e = malloc(sizeof(*e) + name_len + 1 + len + 1);
   if (!e) return otad_fail(eb, OTAD_ENOMEM, "writing %s: out of memory", name);

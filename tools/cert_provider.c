@@ -30,11 +30,11 @@
 #include "core/idgen.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "crypto/certgen.h"
+#include "crypto/tls.h"
 #include "storage/credzip.h"
 #include "storage/store.h"
-#include "crypto/certgen.h"
 #include "transport/http.h"
-#include "crypto/tls.h"
 
 #define PROG "otad-cert-provider"
 

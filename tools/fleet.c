@@ -30,17 +30,17 @@
 #include <unistd.h>
 
 #include "core/config.h"
-#include "device/device.h"
-#include "tools/fleet_stats.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "crypto/certgen.h"
+#include "crypto/tls.h"
+#include "device/device.h"
+#include "states/states.h"
 #include "storage/credzip.h"
 #include "storage/image.h"
-#include "states/states.h"
 #include "storage/store.h"
-#include "crypto/certgen.h"
+#include "tools/fleet_stats.h"
 #include "transport/http.h"
-#include "crypto/tls.h"
 
 #define PROG "otad-fleet"
 
@@ -150,10 +150,10 @@ struct fleet {
   int concurrency, retries, cycles;
   double ramp, duration, poll_s, jitter;
   bool keep_alive, progress, list_devices, stopping, all_closed;
-  const char *on_provisioned;  /* command run once all are provisioned, or NULL */
-  int hook_state;              /* 0 not run, 1 running, 2 done */
+  const char *on_provisioned; /* command run once all are provisioned, or NULL */
+  int hook_state;             /* 0 not run, 1 running, 2 done */
   int hook_status;
-  int provisioned;             /* devices that reached provisioned */
+  int provisioned; /* devices that reached provisioned */
   uv_process_t hook;
   unsigned long long seed;
   uint64_t t0, t_end;
@@ -186,7 +186,8 @@ static uint64_t count_open_fds(void) {
   DIR *d = opendir("/proc/self/fd");
   if (!d) return 0;
   uint64_t n = 0;
-  while (readdir(d)) n++;
+  while (readdir(d))
+    n++;
   closedir(d);
   return n > 3 ? n - 3 : 0; /* ., .. and the directory's own descriptor */
 }
@@ -198,7 +199,8 @@ static void on_request(void *ctx, const http_request *r) {
   if (r->err == OTAD_ECANCELED) return;
   device *d = r->data;
   const char *expect = NULL;
-  if (d && r->cert_pem && r->cert_pem == d->creds.cert_pem) expect = d->uuid;
+  if (d && r->cert_pem && r->cert_pem == d->creds.cert_pem)
+    expect = d->uuid;
   else if (r->cert_pem && f->prov.cert_pem && r->cert_pem == f->prov.cert_pem)
     expect = f->prov_cn;
   fleet_stats_request(f->stats, r->method, r->url, r->err, r->status, r->elapsed_us,
@@ -232,8 +234,10 @@ static void device_finished(fleet_dev *fd) {
   f->finished++;
   if (!fd->provisioned) f->provisioning--;
   device_close(&fd->d, on_closed);
-  if (f->finished + f->failed_setup >= f->n) finish_all(f);
-  else start_more(f);
+  if (f->finished + f->failed_setup >= f->n)
+    finish_all(f);
+  else
+    start_more(f);
   if (!fd->provisioned) maybe_run_hook(f);
 }
 
@@ -257,7 +261,9 @@ static void maybe_run_hook(fleet *f) {
     run_hook(f);
 }
 
-static bool polls(const fleet *f) { return f->cycles > 0 || f->duration > 0; }
+static bool polls(const fleet *f) {
+  return f->cycles > 0 || f->duration > 0;
+}
 
 /* Provisioned (the run may end here) or failed. */
 static void on_device_done(device *d) {
@@ -280,8 +286,10 @@ static void on_hook_exit(uv_process_t *p, int64_t status, int sig) {
   f->hook_state = 2;
   f->hook_status = sig ? 128 + sig : (int)status;
   if (f->hook_status)
-    fprintf(stderr, "\n" PROG ": --on-provisioned command exited with status %d; polling "
-            "anyway\n", f->hook_status);
+    fprintf(stderr,
+            "\n" PROG ": --on-provisioned command exited with status %d; polling "
+            "anyway\n",
+            f->hook_status);
   if (f->stopping) return;
   for (int i = 0; i < f->n; i++) {
     fleet_dev *fd = f->devs[i];
@@ -297,8 +305,8 @@ static void run_hook(fleet *f) {
   uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
                                    {.flags = UV_INHERIT_FD, .data.fd = 2},
                                    {.flags = UV_INHERIT_FD, .data.fd = 2}};
-  uv_process_options_t o = {.exit_cb = on_hook_exit, .file = args[0], .args = args,
-                            .stdio_count = 3, .stdio = stdio};
+  uv_process_options_t o = {
+      .exit_cb = on_hook_exit, .file = args[0], .args = args, .stdio_count = 3, .stdio = stdio};
   f->hook.data = f;
   int rc = uv_spawn(f->loop, &f->hook, &o);
   if (rc) {
@@ -348,7 +356,8 @@ static store *open_store(fleet *f, const char *label, otad_errbuf *eb) {
 static int store_identity(fleet *f, store *st, id_job *j, otad_errbuf *eb) {
   int rc = store_write(st, STORE_PKEY_PEM, j->key_pem, strlen(j->key_pem), true, eb);
   if (!rc) rc = store_write(st, STORE_CLIENT_PEM, j->cert_pem, strlen(j->cert_pem), false, eb);
-  if (!rc) rc = store_write(st, STORE_ROOT_CRT, f->server_ca_pem, strlen(f->server_ca_pem), false, eb);
+  if (!rc)
+    rc = store_write(st, STORE_ROOT_CRT, f->server_ca_pem, strlen(f->server_ca_pem), false, eb);
   if (!rc) rc = store_write(st, STORE_DEVICE_ID, j->cn, strlen(j->cn), false, eb);
   return rc;
 }
@@ -363,7 +372,8 @@ static void launch_device(fleet *f, uint32_t i, id_job *j) {
     st = NULL;
   }
   if (!st) {
-    if (!f->setup_eb.msg[0]) snprintf(f->setup_eb.msg, sizeof(f->setup_eb.msg), "%s: %s", label, eb.msg);
+    if (!f->setup_eb.msg[0])
+      snprintf(f->setup_eb.msg, sizeof(f->setup_eb.msg), "%s: %s", label, eb.msg);
     f->failed_setup++;
     f->provisioning--;
     if (f->finished + f->failed_setup >= f->n) finish_all(f);
@@ -464,7 +474,9 @@ static void start_one(fleet *f) {
   }
 }
 
-static int launched(const fleet *f) { return f->started + f->generating + f->failed_setup; }
+static int launched(const fleet *f) {
+  return f->started + f->generating + f->failed_setup;
+}
 
 static void start_more(fleet *f) {
   if (f->stopping) return;
@@ -477,7 +489,9 @@ static void start_more(fleet *f) {
     start_one(f);
 }
 
-static void on_ramp(uv_timer_t *t) { start_more(t->data); }
+static void on_ramp(uv_timer_t *t) {
+  start_more(t->data);
+}
 
 static void on_settle_timer(uv_timer_t *t) {
   fleet *f = t->data;
@@ -532,8 +546,9 @@ static void finish_all(fleet *f) {
     if (!fd) continue;
     const tls_creds *c = &fd->d.creds;
     f->store_bytes += (double)store_mem_bytes(fd->d.o.st);
-    if (c->key_pem) f->cred_bytes += (double)(strlen(c->key_pem) + strlen(c->cert_pem) +
-                                              strlen(c->ca_pem) + 3 * 17);
+    if (c->key_pem)
+      f->cred_bytes +=
+          (double)(strlen(c->key_pem) + strlen(c->cert_pem) + strlen(c->ca_pem) + 3 * 17);
   }
   uv_timer_stop(&f->ramp_timer);
   uv_timer_stop(&f->duration_timer);
@@ -548,7 +563,9 @@ static void finish_all(fleet *f) {
   maybe_all_closed(f);
 }
 
-static void on_duration(uv_timer_t *t) { finish_all(t->data); }
+static void on_duration(uv_timer_t *t) {
+  finish_all(t->data);
+}
 
 static void on_sigint(uv_signal_t *h, int sig) {
   fleet *f = h->data;
@@ -565,7 +582,8 @@ static void on_tick(uv_timer_t *t) {
   for (int i = 0; i < f->n; i++)
     if (f->devs[i]) per_state[f->devs[i]->d.state]++;
   uint64_t now = uv_now(f->loop), total = fleet_stats_total_requests(f->stats), errors = 0;
-  for (int k = 0; k < FR__COUNT; k++) errors += f->stats->req[k].errors;
+  for (int k = 0; k < FR__COUNT; k++)
+    errors += f->stats->req[k].errors;
   double dt = (double)(now - f->last_tick) / 1000.0;
   double rps = dt > 0 ? (double)(total - f->last_requests) / dt : 0;
   f->last_tick = now;
@@ -573,12 +591,13 @@ static void on_tick(uv_timer_t *t) {
   char line[512];
   int p = snprintf(line, sizeof(line), "\r[%6.1fs]", (double)(now - f->t0) / 1000.0);
   if (f->generating) p += snprintf(line + p, sizeof(line) - (size_t)p, " keys %d", f->generating);
-  static const char *const shortname[ST__COUNT] = {"unprov", "reg", "ecu", "prov", "poll",
-                                                   "dl", "inst", "failed"};
+  static const char *const shortname[ST__COUNT] = {"unprov", "reg", "ecu",  "prov",
+                                                   "poll",   "dl",  "inst", "failed"};
   for (int s = 0; s < ST__COUNT && p < (int)sizeof(line) - 32; s++)
-    if (per_state[s]) p += snprintf(line + p, sizeof(line) - (size_t)p, " %s %d", shortname[s], per_state[s]);
-  snprintf(line + p, sizeof(line) - (size_t)p, " | %.0f req/s, %llu errors, %d/%d done   ",
-           rps, (unsigned long long)errors, f->finished, f->n);
+    if (per_state[s])
+      p += snprintf(line + p, sizeof(line) - (size_t)p, " %s %d", shortname[s], per_state[s]);
+  snprintf(line + p, sizeof(line) - (size_t)p, " | %.0f req/s, %llu errors, %d/%d done   ", rps,
+           (unsigned long long)errors, f->finished, f->n);
   fputs(line, stderr);
   fflush(stderr);
 }
@@ -612,7 +631,8 @@ static void print_failures(fleet *f, FILE *out) {
     rs[k].count++;
   }
   if (nr) fprintf(out, "\nwhy devices failed:\n");
-  for (int k = 0; k < nr; k++) fprintf(out, "  %6d  %s\n", rs[k].count, rs[k].msg);
+  for (int k = 0; k < nr; k++)
+    fprintf(out, "  %6d  %s\n", rs[k].count, rs[k].msg);
   if (other) fprintf(out, "  %6d  (other reasons)\n", other);
   if (f->failed_setup) fprintf(out, "  %6d  not started: %s\n", f->failed_setup, f->setup_eb.msg);
 }
@@ -648,10 +668,9 @@ static void summarize(fleet *f, fleet_summary *m) {
   m->peak_rss_kib = ru.ru_maxrss;
   m->cpu_seconds = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
                    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-  m->heap_bytes_per_device =
-      f->started && f->heap_at_end > f->heap_base
-          ? (double)(f->heap_at_end - f->heap_base) / f->started
-          : 0;
+  m->heap_bytes_per_device = f->started && f->heap_at_end > f->heap_base
+                                 ? (double)(f->heap_at_end - f->heap_base) / f->started
+                                 : 0;
   m->open_connections = f->fds_at_end;
 }
 
@@ -702,9 +721,10 @@ static void raise_nofile(fleet *f) {
   long usable = (long)rl.rlim_cur - 64; /* journal, stores, the loop's own descriptors */
   long want = f->keep_alive ? f->n : f->concurrency * 2;
   if (usable < want)
-    fprintf(stderr, PROG ": the open-file limit (%ld) allows about %ld connections at once; "
-            "%s needs about %ld%s\n", (long)rl.rlim_cur, usable,
-            f->keep_alive ? "--keep-alive" : "this run", want,
+    fprintf(stderr,
+            PROG ": the open-file limit (%ld) allows about %ld connections at once; "
+                 "%s needs about %ld%s\n",
+            (long)rl.rlim_cur, usable, f->keep_alive ? "--keep-alive" : "this run", want,
             f->keep_alive ? ": devices beyond it will reconnect for every poll" : "");
 }
 
@@ -727,11 +747,15 @@ static char *read_text(const char *path, otad_errbuf *eb) {
 static int setup_device_mode(fleet *f, const char *ca, const char *ca_key, const char *server_ca,
                              const char *tls_key, otad_errbuf *eb) {
   if (!ca || !ca_key || !server_ca || !f->url)
-    return otad_fail(eb, OTAD_ECONFIG, "--mode device needs --fleet-ca, --fleet-ca-key, "
+    return otad_fail(eb, OTAD_ECONFIG,
+                     "--mode device needs --fleet-ca, --fleet-ca-key, "
                      "--server-ca and --server");
-  if (strcasecmp(tls_key, "EC256") == 0) f->rsa_bits = 0;
-  else if (strcasecmp(tls_key, "RSA2048") == 0) f->rsa_bits = 2048;
-  else return otad_fail(eb, OTAD_ECONFIG, "--tls-key: EC256 or RSA2048, not %s", tls_key);
+  if (strcasecmp(tls_key, "EC256") == 0)
+    f->rsa_bits = 0;
+  else if (strcasecmp(tls_key, "RSA2048") == 0)
+    f->rsa_bits = 2048;
+  else
+    return otad_fail(eb, OTAD_ECONFIG, "--tls-key: EC256 or RSA2048, not %s", tls_key);
   if (!(f->ca_pem = read_text(ca, eb)) || !(f->ca_key_pem = read_text(ca_key, eb)) ||
       !(f->server_ca_pem = read_text(server_ca, eb)))
     return OTAD_EIO;
@@ -747,13 +771,15 @@ static int setup_shared_mode(fleet *f, const char *zip, const char *p12pw, otad_
   if (!zip) return otad_fail(eb, OTAD_ECONFIG, "--credentials ZIP is required in shared mode");
   credzip z = {0};
   otad_errbuf zeb = {{0}};
-  if (credzip_read(zip, &z, &zeb) != 0 || tls_p12_parse(z.p12, z.p12_len, p12pw, &f->prov, &zeb) != 0) {
+  if (credzip_read(zip, &z, &zeb) != 0 ||
+      tls_p12_parse(z.p12, z.p12_len, p12pw, &f->prov, &zeb) != 0) {
     credzip_free(&z);
     return otad_fail(eb, OTAD_ECONFIG, "%s: %s", zip, zeb.msg);
   }
   if (!f->url && z.url) f->url = strdup(z.url);
   credzip_free(&z);
-  if (!f->url) return otad_fail(eb, OTAD_ECONFIG, "no server URL (--server, or autoprov.url in the zip)");
+  if (!f->url)
+    return otad_fail(eb, OTAD_ECONFIG, "no server URL (--server, or autoprov.url in the zip)");
   tls_cert_info ci;
   if (tls_cert_info_pem(f->prov.cert_pem, &ci, &zeb) == 0)
     snprintf(f->prov_cn, sizeof(f->prov_cn), "%s", ci.cn);
@@ -788,27 +814,61 @@ static int setup_config(fleet *f, const char *zip, const char *key_type, const c
 /* Parses argv into f (its settings) and f->args. Returns -1 to go on, or the exit code
  * (help, usage error). */
 static int parse_args(int argc, char **argv, fleet *f) {
-  enum { OPT_P12PW = 256, OPT_KEYTYPE, OPT_CONC, OPT_RAMP, OPT_RETRIES, OPT_SEED, OPT_JOURNAL,
-         OPT_REPORT, OPT_LOGLEVEL, OPT_MODE, OPT_FLEETCA, OPT_FLEETCAKEY, OPT_SERVERCA,
-         OPT_TLSKEY, OPT_HWID, OPT_CYCLES, OPT_DURATION, OPT_POLL, OPT_JITTER, OPT_KEEPALIVE,
-         OPT_STORAGE, OPT_NOPROGRESS, OPT_LIST, OPT_HOOK };
-  static const struct option longopts[] = {
-      {"devices", required_argument, 0, 'n'},     {"credentials", required_argument, 0, 'z'},
-      {"server", required_argument, 0, 's'},      {"p12-password", required_argument, 0, OPT_P12PW},
-      {"key-type", required_argument, 0, OPT_KEYTYPE}, {"concurrency", required_argument, 0, OPT_CONC},
-      {"ramp", required_argument, 0, OPT_RAMP},   {"retries", required_argument, 0, OPT_RETRIES},
-      {"seed", required_argument, 0, OPT_SEED},   {"journal", required_argument, 0, OPT_JOURNAL},
-      {"report", required_argument, 0, OPT_REPORT}, {"loglevel", required_argument, 0, OPT_LOGLEVEL},
-      {"mode", required_argument, 0, OPT_MODE},   {"fleet-ca", required_argument, 0, OPT_FLEETCA},
-      {"fleet-ca-key", required_argument, 0, OPT_FLEETCAKEY},
-      {"server-ca", required_argument, 0, OPT_SERVERCA}, {"tls-key", required_argument, 0, OPT_TLSKEY},
-      {"hwid", required_argument, 0, OPT_HWID},   {"cycles", required_argument, 0, OPT_CYCLES},
-      {"duration", required_argument, 0, OPT_DURATION}, {"poll", required_argument, 0, OPT_POLL},
-      {"jitter", required_argument, 0, OPT_JITTER}, {"keep-alive", no_argument, 0, OPT_KEEPALIVE},
-      {"storage", required_argument, 0, OPT_STORAGE}, {"no-progress", no_argument, 0, OPT_NOPROGRESS},
-      {"list-devices", no_argument, 0, OPT_LIST}, {"help", no_argument, 0, 'h'},
-      {"on-provisioned", required_argument, 0, OPT_HOOK},
-      {0, 0, 0, 0}};
+  enum {
+    OPT_P12PW = 256,
+    OPT_KEYTYPE,
+    OPT_CONC,
+    OPT_RAMP,
+    OPT_RETRIES,
+    OPT_SEED,
+    OPT_JOURNAL,
+    OPT_REPORT,
+    OPT_LOGLEVEL,
+    OPT_MODE,
+    OPT_FLEETCA,
+    OPT_FLEETCAKEY,
+    OPT_SERVERCA,
+    OPT_TLSKEY,
+    OPT_HWID,
+    OPT_CYCLES,
+    OPT_DURATION,
+    OPT_POLL,
+    OPT_JITTER,
+    OPT_KEEPALIVE,
+    OPT_STORAGE,
+    OPT_NOPROGRESS,
+    OPT_LIST,
+    OPT_HOOK
+  };
+  static const struct option longopts[] = {{"devices", required_argument, 0, 'n'},
+                                           {"credentials", required_argument, 0, 'z'},
+                                           {"server", required_argument, 0, 's'},
+                                           {"p12-password", required_argument, 0, OPT_P12PW},
+                                           {"key-type", required_argument, 0, OPT_KEYTYPE},
+                                           {"concurrency", required_argument, 0, OPT_CONC},
+                                           {"ramp", required_argument, 0, OPT_RAMP},
+                                           {"retries", required_argument, 0, OPT_RETRIES},
+                                           {"seed", required_argument, 0, OPT_SEED},
+                                           {"journal", required_argument, 0, OPT_JOURNAL},
+                                           {"report", required_argument, 0, OPT_REPORT},
+                                           {"loglevel", required_argument, 0, OPT_LOGLEVEL},
+                                           {"mode", required_argument, 0, OPT_MODE},
+                                           {"fleet-ca", required_argument, 0, OPT_FLEETCA},
+                                           {"fleet-ca-key", required_argument, 0, OPT_FLEETCAKEY},
+                                           {"server-ca", required_argument, 0, OPT_SERVERCA},
+                                           {"tls-key", required_argument, 0, OPT_TLSKEY},
+                                           {"hwid", required_argument, 0, OPT_HWID},
+                                           {"cycles", required_argument, 0, OPT_CYCLES},
+                                           {"duration", required_argument, 0, OPT_DURATION},
+                                           {"poll", required_argument, 0, OPT_POLL},
+                                           {"jitter", required_argument, 0, OPT_JITTER},
+                                           {"keep-alive", no_argument, 0, OPT_KEEPALIVE},
+                                           {"storage", required_argument, 0, OPT_STORAGE},
+                                           {"no-progress", no_argument, 0, OPT_NOPROGRESS},
+                                           {"list-devices", no_argument, 0, OPT_LIST},
+                                           {"help", no_argument, 0, 'h'},
+                                           {"on-provisioned", required_argument, 0, OPT_HOOK},
+                                           {0, 0, 0, 0}};
   fleet_args *o = &f->args;
   o->p12pw = "";
   o->key_type = "ED25519";
@@ -822,45 +882,68 @@ static int parse_args(int argc, char **argv, fleet *f) {
   f->retries = 8;
   f->poll_s = 10;
   f->jitter = 0.1;
-#define NUM(var, conv, cond, what)                                                      \
-  do {                                                                                  \
-    var = conv;                                                                         \
-    if (*end || end == optarg || !(cond)) {                                             \
-      fprintf(stderr, PROG ": %s, not '%s'\n", what, optarg);                           \
-      return 2;                                                                         \
-    }                                                                                   \
+#define NUM(var, conv, cond, what)                                                                 \
+  do {                                                                                             \
+    var = conv;                                                                                    \
+    if (*end || end == optarg || !(cond)) {                                                        \
+      fprintf(stderr, PROG ": %s, not '%s'\n", what, optarg);                                      \
+      return 2;                                                                                    \
+    }                                                                                              \
   } while (0)
   while ((ch = getopt_long(argc, argv, "n:z:s:h", longopts, NULL)) != -1) {
     switch (ch) {
-      case 'n': NUM(f->n, (int)strtol(optarg, &end, 10), f->n > 0, "--devices needs a number > 0"); break;
-      case 'z': o->zip = optarg; break;
-      case 's': f->url = strdup(optarg); break;
-      case OPT_P12PW: o->p12pw = optarg; break;
-      case OPT_KEYTYPE: o->key_type = optarg; break;
-      case OPT_CONC: NUM(f->concurrency, (int)strtol(optarg, &end, 10), f->concurrency > 0, "--concurrency needs a number > 0"); break;
-      case OPT_RAMP: NUM(f->ramp, strtod(optarg, &end), f->ramp >= 0, "--ramp needs a number >= 0"); break;
-      case OPT_RETRIES: NUM(f->retries, (int)strtol(optarg, &end, 10), f->retries >= 0, "--retries needs a number >= 0"); break;
-      case OPT_SEED: NUM(f->seed, strtoull(optarg, &end, 10), 1, "--seed needs a number"); break;
-      case OPT_JOURNAL: o->journal_path = optarg; break;
-      case OPT_REPORT: o->report = optarg; break;
-      case OPT_LOGLEVEL: NUM(o->loglevel, (int)strtol(optarg, &end, 10), o->loglevel >= 0 && o->loglevel <= 5, "--loglevel needs 0..5"); break;
-      case OPT_MODE: o->mode = optarg; break;
-      case OPT_FLEETCA: o->ca = optarg; break;
-      case OPT_FLEETCAKEY: o->ca_key = optarg; break;
-      case OPT_SERVERCA: o->server_ca = optarg; break;
-      case OPT_TLSKEY: o->tls_key = optarg; break;
-      case OPT_HWID: o->hwid = optarg; break;
-      case OPT_CYCLES: NUM(f->cycles, (int)strtol(optarg, &end, 10), f->cycles >= 0, "--cycles needs a number >= 0"); break;
-      case OPT_DURATION: NUM(f->duration, strtod(optarg, &end), f->duration > 0, "--duration needs seconds > 0"); break;
-      case OPT_POLL: NUM(f->poll_s, strtod(optarg, &end), f->poll_s > 0 && f->poll_s < 86400, "--poll needs seconds > 0"); break;
-      case OPT_JITTER: NUM(f->jitter, strtod(optarg, &end), f->jitter >= 0 && f->jitter < 1, "--jitter needs a fraction in [0, 1)"); break;
-      case OPT_KEEPALIVE: f->keep_alive = true; break;
-      case OPT_STORAGE: o->storage = optarg; break;
-      case OPT_NOPROGRESS: o->no_progress = true; break;
-      case OPT_LIST: f->list_devices = true; break;
-      case OPT_HOOK: o->on_provisioned = optarg; break;
-      case 'h': fputs(usage_text, stdout); return 0;
-      default: fputs(usage_text, stderr); return 2;
+    case 'n':
+      NUM(f->n, (int)strtol(optarg, &end, 10), f->n > 0, "--devices needs a number > 0");
+      break;
+    case 'z': o->zip = optarg; break;
+    case 's': f->url = strdup(optarg); break;
+    case OPT_P12PW: o->p12pw = optarg; break;
+    case OPT_KEYTYPE: o->key_type = optarg; break;
+    case OPT_CONC:
+      NUM(f->concurrency, (int)strtol(optarg, &end, 10), f->concurrency > 0,
+          "--concurrency needs a number > 0");
+      break;
+    case OPT_RAMP:
+      NUM(f->ramp, strtod(optarg, &end), f->ramp >= 0, "--ramp needs a number >= 0");
+      break;
+    case OPT_RETRIES:
+      NUM(f->retries, (int)strtol(optarg, &end, 10), f->retries >= 0,
+          "--retries needs a number >= 0");
+      break;
+    case OPT_SEED: NUM(f->seed, strtoull(optarg, &end, 10), 1, "--seed needs a number"); break;
+    case OPT_JOURNAL: o->journal_path = optarg; break;
+    case OPT_REPORT: o->report = optarg; break;
+    case OPT_LOGLEVEL:
+      NUM(o->loglevel, (int)strtol(optarg, &end, 10), o->loglevel >= 0 && o->loglevel <= 5,
+          "--loglevel needs 0..5");
+      break;
+    case OPT_MODE: o->mode = optarg; break;
+    case OPT_FLEETCA: o->ca = optarg; break;
+    case OPT_FLEETCAKEY: o->ca_key = optarg; break;
+    case OPT_SERVERCA: o->server_ca = optarg; break;
+    case OPT_TLSKEY: o->tls_key = optarg; break;
+    case OPT_HWID: o->hwid = optarg; break;
+    case OPT_CYCLES:
+      NUM(f->cycles, (int)strtol(optarg, &end, 10), f->cycles >= 0, "--cycles needs a number >= 0");
+      break;
+    case OPT_DURATION:
+      NUM(f->duration, strtod(optarg, &end), f->duration > 0, "--duration needs seconds > 0");
+      break;
+    case OPT_POLL:
+      NUM(f->poll_s, strtod(optarg, &end), f->poll_s > 0 && f->poll_s < 86400,
+          "--poll needs seconds > 0");
+      break;
+    case OPT_JITTER:
+      NUM(f->jitter, strtod(optarg, &end), f->jitter >= 0 && f->jitter < 1,
+          "--jitter needs a fraction in [0, 1)");
+      break;
+    case OPT_KEEPALIVE: f->keep_alive = true; break;
+    case OPT_STORAGE: o->storage = optarg; break;
+    case OPT_NOPROGRESS: o->no_progress = true; break;
+    case OPT_LIST: f->list_devices = true; break;
+    case OPT_HOOK: o->on_provisioned = optarg; break;
+    case 'h': fputs(usage_text, stdout); return 0;
+    default: fputs(usage_text, stderr); return 2;
     }
   }
 #undef NUM
@@ -872,7 +955,8 @@ static int parse_args(int argc, char **argv, fleet *f) {
     fprintf(stderr, PROG ": --devices N (N > 0) is required\n\n%s", usage_text);
     return 2;
   }
-  if (strcmp(o->mode, "device") == 0) f->device_mode = true;
+  if (strcmp(o->mode, "device") == 0)
+    f->device_mode = true;
   else if (strcmp(o->mode, "shared") != 0) {
     fprintf(stderr, PROG ": --mode is shared or device, not '%s'\n", o->mode);
     return 2;
@@ -883,7 +967,6 @@ static int parse_args(int argc, char **argv, fleet *f) {
   }
   return -1;
 }
-
 
 /* Sets the loop, the HTTP client and the timers up and runs the fleet to its end.
  * 0, or 2 when out of memory. */
@@ -913,8 +996,8 @@ static int run_fleet(fleet *f) {
   f->sigint.data = f;
   uv_signal_start(&f->sigint, on_sigint, SIGINT);
   f->progress = !f->args.no_progress && isatty(2);
-  fprintf(stderr, PROG ": %d devices (%s mode) against %s, concurrency %d%s", f->n, f->args.mode, f->url,
-          f->concurrency, f->ramp > 0 ? ", ramped" : "");
+  fprintf(stderr, PROG ": %d devices (%s mode) against %s, concurrency %d%s", f->n, f->args.mode,
+          f->url, f->concurrency, f->ramp > 0 ? ", ramped" : "");
   if (f->cycles) fprintf(stderr, ", %d cycles every %.1f s", f->cycles, f->poll_s);
   if (f->duration > 0) fprintf(stderr, ", %.0f s, polls every %.1f s", f->duration, f->poll_s);
   fprintf(stderr, "\n");
@@ -924,7 +1007,8 @@ static int run_fleet(fleet *f) {
   start_more(f);
   if (f->ramp > 0) uv_timer_start(&f->ramp_timer, on_ramp, 10, 10);
   uv_timer_start(&f->tick_timer, on_tick, 1000, 1000);
-  if (f->duration > 0) uv_timer_start(&f->duration_timer, on_duration, (uint64_t)(f->duration * 1000), 0);
+  if (f->duration > 0)
+    uv_timer_start(&f->duration_timer, on_duration, (uint64_t)(f->duration * 1000), 0);
   if (f->n == f->failed_setup) finish_all(f);
   uv_run(f->loop, UV_RUN_DEFAULT);
   if (f->progress) fputs("\n", stderr);
@@ -948,7 +1032,8 @@ static bool report_fleet(fleet *f) {
     m.heap_split.device_struct = sizeof(fleet_dev) + 16;
     m.heap_split.store = f->store_bytes / n;
     m.heap_split.credentials = f->cred_bytes / n;
-    m.heap_split.update_state = heap_closed > heap_no_upd ? (double)(heap_closed - heap_no_upd) / n : 0;
+    m.heap_split.update_state =
+        heap_closed > heap_no_upd ? (double)(heap_closed - heap_no_upd) / n : 0;
     m.heap_split.connections_and_tls =
         f->heap_at_end > heap_closed ? (double)(f->heap_at_end - heap_closed) / n : 0;
   }
@@ -967,7 +1052,8 @@ static void free_fleet(fleet *f) {
     free(f->devs[i]);
   }
   if (f->dev_cfgs)
-    for (int i = 0; i < f->n; i++) free(f->dev_cfgs[i].images_path);
+    for (int i = 0; i < f->n; i++)
+      free(f->dev_cfgs[i].images_path);
   free(f->dev_cfgs);
   free(f->devs);
   free(f->stats);

@@ -7,8 +7,8 @@
 #include "core/error.h"
 
 static const char *const kind_names[FR__COUNT] = {
-    [FR_REGISTER] = "register", [FR_ECUS] = "ecus",     [FR_MANIFEST] = "manifest",
-    [FR_METADATA] = "metadata", [FR_DOWNLOAD] = "download", [FR_EVENTS] = "events",
+    [FR_REGISTER] = "register",       [FR_ECUS] = "ecus",         [FR_MANIFEST] = "manifest",
+    [FR_METADATA] = "metadata",       [FR_DOWNLOAD] = "download", [FR_EVENTS] = "events",
     [FR_DEVICE_DATA] = "device_data", [FR_OTHER] = "other"};
 
 const char *fleet_req_kind_name(int kind) {
@@ -40,7 +40,8 @@ int fleet_req_classify(const char *method, const char *url) {
 
 void fleet_stats_init(fleet_stats *s) {
   memset(s, 0, sizeof(*s));
-  for (int k = 0; k < FR__COUNT; k++) hist_init(&s->req[k].latency_us);
+  for (int k = 0; k < FR__COUNT; k++)
+    hist_init(&s->req[k].latency_us);
 }
 
 /* The slot of name, added when new; the last slot is kept for "other". */
@@ -59,9 +60,9 @@ void fleet_stats_error(fleet_stats *s, const char *name, uint64_t n) {
   s->errors[error_slot(s, name)].count += n;
 }
 
-void fleet_stats_request(fleet_stats *s, const char *method, const char *url, int err,
-                         long status, uint64_t elapsed_us, bool new_connection, bool handshake,
-                         bool resumed, const char *identity, const char *expected_identity) {
+void fleet_stats_request(fleet_stats *s, const char *method, const char *url, int err, long status,
+                         uint64_t elapsed_us, bool new_connection, bool handshake, bool resumed,
+                         const char *identity, const char *expected_identity) {
   int kind = fleet_req_classify(method, url);
   fleet_req_stats *k = &s->req[kind];
   k->count++;
@@ -87,13 +88,18 @@ void fleet_stats_request(fleet_stats *s, const char *method, const char *url, in
 
 uint64_t fleet_stats_total_requests(const fleet_stats *s) {
   uint64_t n = 0;
-  for (int k = 0; k < FR__COUNT; k++) n += s->req[k].count;
+  for (int k = 0; k < FR__COUNT; k++)
+    n += s->req[k].count;
   return n;
 }
 
-static double ms(uint64_t us) { return (double)us / 1000.0; }
+static double ms(uint64_t us) {
+  return (double)us / 1000.0;
+}
 
-static uint64_t device_cycles(const fleet_summary *m) { return m->cycles_completed; }
+static uint64_t device_cycles(const fleet_summary *m) {
+  return m->cycles_completed;
+}
 
 cJSON *fleet_report_json(const fleet_stats *s, const fleet_summary *m) {
   cJSON *o = cJSON_CreateObject();
@@ -194,10 +200,11 @@ void fleet_report_table(const fleet_stats *s, const fleet_summary *m, FILE *out)
           m->peak_rss_kib / 1024.0, m->heap_bytes_per_device,
           (unsigned long long)m->open_connections);
   if (m->heap_split.device_struct > 0)
-    fprintf(out, "  per device:  struct %.0f, store %.0f, credentials %.0f, update state %.0f, "
-            "connections+TLS %.0f bytes\n", m->heap_split.device_struct, m->heap_split.store,
-            m->heap_split.credentials, m->heap_split.update_state,
-            m->heap_split.connections_and_tls);
+    fprintf(out,
+            "  per device:  struct %.0f, store %.0f, credentials %.0f, update state %.0f, "
+            "connections+TLS %.0f bytes\n",
+            m->heap_split.device_struct, m->heap_split.store, m->heap_split.credentials,
+            m->heap_split.update_state, m->heap_split.connections_and_tls);
   fprintf(out, "cpu:           %.2f s", m->cpu_seconds);
   if (dc) fprintf(out, ", %.3f ms per device-cycle", m->cpu_seconds * 1000.0 / (double)dc);
   fprintf(out, "\n");

@@ -16,8 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "histogram.h"
 #include "core/machine.h"
+#include "histogram.h"
 
 enum fleet_req_kind {
   FR_REGISTER,    /* POST /devices */
@@ -65,9 +65,9 @@ void fleet_stats_init(fleet_stats *s);
  * time, whether it made a (resumed) TLS handshake, the identity the reply named ("" or
  * NULL: none) and the one expected (NULL: do not check). A reply is an error when err is
  * set or the status is 4xx/5xx, except a metadata 404 (the end of a root chain). */
-void fleet_stats_request(fleet_stats *s, const char *method, const char *url, int err,
-                         long status, uint64_t elapsed_us, bool new_connection, bool handshake,
-                         bool resumed, const char *identity, const char *expected_identity);
+void fleet_stats_request(fleet_stats *s, const char *method, const char *url, int err, long status,
+                         uint64_t elapsed_us, bool new_connection, bool handshake, bool resumed,
+                         const char *identity, const char *expected_identity);
 
 /* Adds n to the error kind named name. */
 void fleet_stats_error(fleet_stats *s, const char *name, uint64_t n);
@@ -78,23 +78,23 @@ uint64_t fleet_stats_total_requests(const fleet_stats *s);
 /* What the fleet knows besides requests. */
 typedef struct fleet_summary {
   int devices;
-  const char *mode;               /* "shared" | "device" */
+  const char *mode; /* "shared" | "device" */
   bool keep_alive;
   double wall_seconds;
   uint64_t final_states[ST__COUNT]; /* devices per state they ended in */
-  uint64_t not_started;           /* devices the run ended before (or whose identity could
-                                     not be made); reported as final state "not_started" */
-  uint64_t cycles_completed;      /* polling cycles that reached idle */
-  uint64_t updates_installed;     /* installed events */
-  uint64_t expected_ok;           /* devices that reached what the run asked for */
+  uint64_t not_started;             /* devices the run ended before (or whose identity could
+                                       not be made); reported as final state "not_started" */
+  uint64_t cycles_completed;        /* polling cycles that reached idle */
+  uint64_t updates_installed;       /* installed events */
+  uint64_t expected_ok;             /* devices that reached what the run asked for */
   long peak_rss_kib;
-  double heap_bytes_per_device;   /* heap in use by the fleet's devices, per device */
-  struct {                        /* where heap_bytes_per_device goes (0 = not measured) */
+  double heap_bytes_per_device; /* heap in use by the fleet's devices, per device */
+  struct {                      /* where heap_bytes_per_device goes (0 = not measured) */
     double device_struct, store, credentials, update_state, connections_and_tls;
   } heap_split;
-  uint64_t open_connections;      /* sockets open when the heap was measured */
-  double cpu_seconds;             /* user + system */
-  int cycles_per_device;          /* --cycles (0 = none) */
+  uint64_t open_connections; /* sockets open when the heap was measured */
+  double cpu_seconds;        /* user + system */
+  int cycles_per_device;     /* --cycles (0 = none) */
 } fleet_summary;
 
 /* The report as JSON: devices, mode, keep_alive, wall_seconds, final_states,

@@ -5,7 +5,9 @@
 
 #define SUB (1u << HIST_SUB_BITS)
 
-void hist_init(histogram *h) { memset(h, 0, sizeof(*h)); }
+void hist_init(histogram *h) {
+  memset(h, 0, sizeof(*h));
+}
 
 unsigned hist_bucket_of(uint64_t v) {
   if (v < SUB) return (unsigned)v;
@@ -63,7 +65,10 @@ void hist_merge(histogram *dst, const histogram *src) {
   if (src->max > dst->max) dst->max = src->max;
   dst->count += src->count;
   dst->sum += src->sum;
-  for (unsigned i = 0; i < HIST_BUCKETS; i++) dst->buckets[i] += src->buckets[i];
+  for (unsigned i = 0; i < HIST_BUCKETS; i++)
+    dst->buckets[i] += src->buckets[i];
 }
 
-double hist_mean(const histogram *h) { return h->count ? (double)h->sum / (double)h->count : 0; }
+double hist_mean(const histogram *h) {
+  return h->count ? (double)h->sum / (double)h->count : 0;
+}

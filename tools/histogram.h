@@ -12,8 +12,8 @@
 
 #include <stdint.h>
 
-#define HIST_SUB_BITS 4                         /* 16 buckets per power of two */
-#define HIST_MAX_EXP 47                         /* values up to 2^48 - 1 are exact to 1/16 */
+#define HIST_SUB_BITS 4 /* 16 buckets per power of two */
+#define HIST_MAX_EXP 47 /* values up to 2^48 - 1 are exact to 1/16 */
 #define HIST_BUCKETS ((HIST_MAX_EXP - HIST_SUB_BITS + 2) << HIST_SUB_BITS)
 
 typedef struct histogram {

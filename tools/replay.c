@@ -55,15 +55,15 @@ static int replay_one(const char *path, int quiet) {
     printf("\n");
   }
   if (r.torn_tail)
-    printf("%s: note: the last line was cut short (a crash while writing) and was ignored\n",
-           path);
+    printf("%s: note: the last line was cut short (a crash while writing) and was ignored\n", path);
   return 0;
 }
 
 int main(int argc, char **argv) {
   int quiet = 0, first = 1, worst = 0;
   for (; first < argc && argv[first][0] == '-' && argv[first][1]; first++) {
-    if (strcmp(argv[first], "--quiet") == 0 || strcmp(argv[first], "-q") == 0) quiet = 1;
+    if (strcmp(argv[first], "--quiet") == 0 || strcmp(argv[first], "-q") == 0)
+      quiet = 1;
     else if (strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "-h") == 0) {
       fputs(usage_text, stdout);
       return 0;

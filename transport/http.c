@@ -44,23 +44,31 @@ struct http_client {
   int closing;
   http_observer_fn observer;
   void *observer_ctx;
-  unsigned per_shard;  /* 0 = no sharded TLS session caches */
-  bool shard_pools;    /* each shard also holds its own connection pool */
-  CURLSH **shards;     /* created on first use; NULL entries not yet */
+  unsigned per_shard; /* 0 = no sharded TLS session caches */
+  bool shard_pools;   /* each shard also holds its own connection pool */
+  CURLSH **shards;    /* created on first use; NULL entries not yet */
   size_t nshards;
 };
 
-void http_global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+void http_global_init(void) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
-void http_global_cleanup(void) { curl_global_cleanup(); }
+void http_global_cleanup(void) {
+  curl_global_cleanup();
+}
 
 static void sock_list_remove(http_client *c, sock_ctx *s) {
-  if (s->prev) s->prev->next = s->next;
-  else c->socks = s->next;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    c->socks = s->next;
   if (s->next) s->next->prev = s->prev;
 }
 
-static void free_handle_cb(uv_handle_t *h) { free(h->data); }
+static void free_handle_cb(uv_handle_t *h) {
+  free(h->data);
+}
 
 static void collect_done(http_client *c);
 
@@ -118,8 +126,10 @@ static void on_timeout(uv_timer_t *t) {
 
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
   http_client *c = userp;
-  if (timeout_ms < 0) uv_timer_stop(&c->timer);
-  else uv_timer_start(&c->timer, on_timeout, (uint64_t)timeout_ms, 0);
+  if (timeout_ms < 0)
+    uv_timer_stop(&c->timer);
+  else
+    uv_timer_start(&c->timer, on_timeout, (uint64_t)timeout_ms, 0);
   return 0;
 }
 
@@ -153,7 +163,8 @@ enum { STREAM_UNDECIDED = 0, STREAM_SINK, STREAM_BUFFER };
 static int buffer_append(http_request *r, const char *ptr, size_t n) {
   if (r->resp_len + n + 1 > r->resp_cap) {
     size_t cap = r->resp_cap ? r->resp_cap : 4096;
-    while (cap < r->resp_len + n + 1) cap *= 2;
+    while (cap < r->resp_len + n + 1)
+      cap *= 2;
     uint8_t *p = realloc(r->resp, cap);
     if (!p) return 0;
     r->resp = p;
@@ -202,8 +213,10 @@ static size_t stream_begin(http_request *r) {
   curl_off_t cl = -1;
   curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
   if (r->max_total && cl >= 0 && r->offset + (uint64_t)cl > r->max_total)
-    return stream_abort(r, OTAD_ETOOBIG, "the body (%" PRIu64 " bytes from offset %" PRIu64
-                        ") exceeds %" PRIu64 " bytes", (uint64_t)cl, r->offset, r->max_total);
+    return stream_abort(r, OTAD_ETOOBIG,
+                        "the body (%" PRIu64 " bytes from offset %" PRIu64 ") exceeds %" PRIu64
+                        " bytes",
+                        (uint64_t)cl, r->offset, r->max_total);
   r->stream = STREAM_SINK;
   return 0;
 }
@@ -251,8 +264,10 @@ static void note_tls_resumption(http_request *r) {
 /* Copies a header's value (after "name:"), trimmed, into out. */
 static void header_value(const char *buf, size_t n, size_t name_len, char *out, size_t cap) {
   const char *v = buf + name_len, *e = buf + n;
-  while (v < e && (*v == ' ' || *v == '\t')) v++;
-  while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t')) e--;
+  while (v < e && (*v == ' ' || *v == '\t'))
+    v++;
+  while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t'))
+    e--;
   size_t l = (size_t)(e - v) < cap - 1 ? (size_t)(e - v) : cap - 1;
   memcpy(out, v, l);
   out[l] = 0;
@@ -275,8 +290,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata) {
     char line[128];
     header_value(buf, n, sizeof(cr) - 1, line, sizeof(line));
     unsigned long long start, end;
-    if (sscanf(line, "bytes %llu-%llu", &start, &end) == 2 && start <= end &&
-        start <= INT64_MAX)
+    if (sscanf(line, "bytes %llu-%llu", &start, &end) == 2 && start <= end && start <= INT64_MAX)
       r->range_start = (int64_t)start;
   }
   return n;
@@ -284,24 +298,18 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata) {
 
 static int map_curl_error(CURLcode rc, int overflow) {
   switch (rc) {
-    case CURLE_OK:
-      return 0;
-    case CURLE_WRITE_ERROR:
-      return overflow ? OTAD_ETOOBIG : OTAD_ENOMEM;
-    case CURLE_OPERATION_TIMEDOUT:
-      return OTAD_ETIMEDOUT;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-      return OTAD_EPEER;
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_CLIENTCERT:
-      return OTAD_ETLS;
-    default:
-      return OTAD_ENET;
+  case CURLE_OK: return 0;
+  case CURLE_WRITE_ERROR: return overflow ? OTAD_ETOOBIG : OTAD_ENOMEM;
+  case CURLE_OPERATION_TIMEDOUT: return OTAD_ETIMEDOUT;
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH: return OTAD_EPEER;
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_ENGINE_INITFAILED:
+  case CURLE_SSL_CLIENTCERT: return OTAD_ETLS;
+  default: return OTAD_ENET;
   }
 }
 
@@ -410,7 +418,8 @@ static CURLSH *session_shard(http_client *c, uint32_t slot) {
   size_t i = (slot - 1) / c->per_shard;
   if (i >= c->nshards) {
     size_t n = c->nshards ? c->nshards : 16;
-    while (n <= i) n *= 2;
+    while (n <= i)
+      n *= 2;
     CURLSH **p = realloc(c->shards, n * sizeof(*p));
     if (!p) return NULL;
     memset(p + c->nshards, 0, (n - c->nshards) * sizeof(*p));
@@ -436,8 +445,8 @@ static CURLSH *session_shard(http_client *c, uint32_t slot) {
 
 int http_client_session_shards(http_client *c, unsigned per_shard, bool pools) {
   CURLSH *probe = curl_share_init();
-  int ok = probe && curl_share_setopt(probe, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) ==
-                        CURLSHE_OK;
+  int ok =
+      probe && curl_share_setopt(probe, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) == CURLSHE_OK;
   if (probe) curl_share_cleanup(probe);
   if (!ok) return OTAD_EINVAL;
   c->per_shard = per_shard == 0 || per_shard > 24 ? 24 : per_shard;
@@ -447,7 +456,8 @@ int http_client_session_shards(http_client *c, unsigned per_shard, bool pools) {
 
 size_t http_client_session_shard_count(const http_client *c) {
   size_t n = 0;
-  for (size_t i = 0; i < c->nshards; i++) n += c->shards[i] != NULL;
+  for (size_t i = 0; i < c->nshards; i++)
+    n += c->shards[i] != NULL;
   return n;
 }
 
@@ -531,7 +541,9 @@ int http_start(http_client *c, http_request *r) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errmsg);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                   r->timeout_ms < 0 ? 0L : r->timeout_ms ? r->timeout_ms : 60000L);
+                   r->timeout_ms < 0 ? 0L
+                   : r->timeout_ms   ? r->timeout_ms
+                                     : 60000L);
   if (r->low_speed_limit > 0 && r->low_speed_time > 0) {
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, r->low_speed_limit);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, r->low_speed_time);
@@ -565,7 +577,9 @@ void http_cancel(http_request *r) {
   finish(r, OTAD_ECANCELED);
 }
 
-size_t http_client_active(const http_client *c) { return c->active; }
+size_t http_client_active(const http_client *c) {
+  return c->active;
+}
 
 typedef struct prune_run {
   http_request *reqs;
@@ -577,7 +591,8 @@ typedef struct prune_run {
 static void prune_one_done(http_request *r) {
   prune_run *p = r->data;
   if (--p->left > 0) return;
-  for (size_t i = 0; i < p->n; i++) http_request_reset(&p->reqs[i]);
+  for (size_t i = 0; i < p->n; i++)
+    http_request_reset(&p->reqs[i]);
   void (*done)(void *) = p->done;
   void *data = p->data;
   free(p->reqs);
@@ -603,7 +618,8 @@ static void prune_request(prune_run *p, http_request *r, uint32_t slot) {
 int http_client_prune_idle(http_client *c, void (*done)(void *), void *data) {
   prune_run *p = calloc(1, sizeof(*p));
   size_t n = 1;
-  for (size_t i = 0; c->shard_pools && i < c->nshards; i++) n += c->shards[i] != NULL;
+  for (size_t i = 0; c->shard_pools && i < c->nshards; i++)
+    n += c->shards[i] != NULL;
   if (!p || !(p->reqs = calloc(n, sizeof(*p->reqs)))) {
     free(p);
     return OTAD_ENOMEM;

@@ -66,59 +66,59 @@ typedef int (*http_sink_fn)(http_request *req, const uint8_t *data, size_t len);
 
 struct http_request {
   /* Inputs, set before http_start(); the memory they point to must outlive the request. */
-  const char *method;       /* "GET", "POST", "PUT" */
+  const char *method; /* "GET", "POST", "PUT" */
   const char *url;
   const char *content_type; /* for a body; NULL = none */
   const void *body;
   size_t body_len;
-  const char *cert_pem; /* client certificate (+ chain); NULL = no client auth */
-  const char *key_pem;  /* its private key: PEM, or a PKCS#11 URI of a key in an open
-                           token (see above) */
-  const char *ca_pem;   /* the pinned CA bundle; the only roots trusted */
-  size_t max_response;  /* body cap in bytes; 0 = HTTP_DEFAULT_MAX_RESPONSE (with a sink:
-                           of an error reply, whose excess is dropped, not an error) */
-  long timeout_ms;      /* whole request; 0 = 60 s, < 0 = no limit (a download: use the
-                           low-speed floor instead) */
+  const char *cert_pem;    /* client certificate (+ chain); NULL = no client auth */
+  const char *key_pem;     /* its private key: PEM, or a PKCS#11 URI of a key in an open
+                              token (see above) */
+  const char *ca_pem;      /* the pinned CA bundle; the only roots trusted */
+  size_t max_response;     /* body cap in bytes; 0 = HTTP_DEFAULT_MAX_RESPONSE (with a sink:
+                              of an error reply, whose excess is dropped, not an error) */
+  long timeout_ms;         /* whole request; 0 = 60 s, < 0 = no limit (a download: use the
+                              low-speed floor instead) */
   long connect_timeout_ms; /* 0 = 60 s */
   http_done_fn done;
   void *data; /* the caller's */
 
   /* Streaming inputs (all optional; zero = off, as before). */
-  http_sink_fn sink;     /* 2xx body to sink instead of resp (see above) */
-  uint64_t resume_from;  /* GET: > 0 sends Range: bytes=N-; a 206 must start at N
-                            (Content-Range), else OTAD_EPROTO */
-  uint64_t max_total;    /* > 0: the resource may not reach past this many bytes: a body
-                            whose offset + length would (Content-Length says so, or the
-                            bytes arrive) ends with OTAD_ETOOBIG before the sink sees it */
-  long low_speed_limit;  /* bytes/s ... */
-  long low_speed_time;   /* ... for this many seconds: slower ends with OTAD_ETIMEDOUT;
-                            either 0 = no floor */
+  http_sink_fn sink;    /* 2xx body to sink instead of resp (see above) */
+  uint64_t resume_from; /* GET: > 0 sends Range: bytes=N-; a 206 must start at N
+                           (Content-Range), else OTAD_EPROTO */
+  uint64_t max_total;   /* > 0: the resource may not reach past this many bytes: a body
+                           whose offset + length would (Content-Length says so, or the
+                           bytes arrive) ends with OTAD_ETOOBIG before the sink sees it */
+  long low_speed_limit; /* bytes/s ... */
+  long low_speed_time;  /* ... for this many seconds: slower ends with OTAD_ETIMEDOUT;
+                           either 0 = no floor */
 
   /* Connection inputs (all optional; zero = curl's defaults: reuse a pooled connection to
    * the same host with the same TLS identity, keep it pooled afterwards). */
-  int fresh_connect;     /* the next start opens a new connection rather than use a pooled
-                            one (http_start() clears it: once per setting) */
-  int forbid_reuse;      /* close this request's connection when it ends */
-  int no_tls_session;    /* neither resume a cached TLS session nor cache this one's (a
-                            connection made once, e.g. registering with the fleet key) */
-  long max_idle_s;       /* a pooled connection idle longer than this is not used (and is
-                            closed by the next pool sweep); 0 = curl's 118 s */
-  uint32_t tls_cache;    /* 0 = the client's common TLS session cache; n > 0 = slot n of
-                            the sharded caches (http_client_session_shards), one slot per
-                            identity */
+  int fresh_connect;  /* the next start opens a new connection rather than use a pooled
+                         one (http_start() clears it: once per setting) */
+  int forbid_reuse;   /* close this request's connection when it ends */
+  int no_tls_session; /* neither resume a cached TLS session nor cache this one's (a
+                         connection made once, e.g. registering with the fleet key) */
+  long max_idle_s;    /* a pooled connection idle longer than this is not used (and is
+                         closed by the next pool sweep); 0 = curl's 118 s */
+  uint32_t tls_cache; /* 0 = the client's common TLS session cache; n > 0 = slot n of
+                         the sharded caches (http_client_session_shards), one slot per
+                         identity */
 
   /* Outputs, valid in done(). */
-  int err;        /* 0 when a response arrived (any status), else OTAD_ENET, OTAD_ETLS,
-                     OTAD_EPEER, OTAD_ETIMEDOUT, OTAD_ETOOBIG, OTAD_ECANCELED, OTAD_EPROTO
-                     (a status below 100, e.g. "000"); streamed also OTAD_EPROTO (a 206
-                     not starting at resume_from) or the code the sink returned */
-  long status;    /* HTTP status, 0 without a response */
-  uint8_t *resp;  /* body (NUL-terminated, heap, owned by the request) */
+  int err;       /* 0 when a response arrived (any status), else OTAD_ENET, OTAD_ETLS,
+                    OTAD_EPEER, OTAD_ETIMEDOUT, OTAD_ETOOBIG, OTAD_ECANCELED, OTAD_EPROTO
+                    (a status below 100, e.g. "000"); streamed also OTAD_EPROTO (a 206
+                    not starting at resume_from) or the code the sink returned */
+  long status;   /* HTTP status, 0 without a response */
+  uint8_t *resp; /* body (NUL-terminated, heap, owned by the request) */
   size_t resp_len;
-  char errmsg[256]; /* curl's words for err */
-  uint64_t offset;   /* sink: where the body starts in the resource (resume_from for a
-                        206, 0 for a 200) */
-  uint64_t received; /* sink: body bytes it accepted */
+  char errmsg[256];       /* curl's words for err */
+  uint64_t offset;        /* sink: where the body starts in the resource (resume_from for a
+                             206, 0 for a 200) */
+  uint64_t received;      /* sink: body bytes it accepted */
   uint32_t retry_after_s; /* the reply's Retry-After in seconds (delta or HTTP date, as
                              curl reads it; capped at one day), 0 = none */
   uint64_t elapsed_us;    /* start to end of the transfer (curl's total time) */
@@ -129,15 +129,15 @@ struct http_request {
                              server saw; ota-server), "" when absent */
 
   /* Private. */
-  void *easy;    /* the CURL easy handle: curl stays out of this header */
+  void *easy; /* the CURL easy handle: curl stays out of this header */
   http_client *client;
   struct curl_slist *headers;
   size_t resp_cap;
   int overflow;
-  char *detail;  /* why err, when curl's words would mislead (heap), or NULL: the token
-                    identity could not be set up, or a streamed reply was refused */
-  int abort_err; /* the error that ended a streamed transfer from write_cb */
-  int stream;    /* 0 before the first body byte, then STREAM_SINK or STREAM_BUFFER */
+  char *detail;        /* why err, when curl's words would mislead (heap), or NULL: the token
+                          identity could not be set up, or a streamed reply was refused */
+  int abort_err;       /* the error that ended a streamed transfer from write_cb */
+  int stream;          /* 0 before the first body byte, then STREAM_SINK or STREAM_BUFFER */
   int64_t range_start; /* Content-Range start of the current reply, -1 none */
   int seen_header;     /* a status line arrived (TLS resumption is read at the first) */
 };
@@ -168,8 +168,8 @@ void http_client_set_max_connects(http_client *c, long n);
  * (n - 1) / per_shard, each created on first use and holding up to 25 identities
  * (per_shard 0 or > 24 = 24); with `pools`, each with its own connection pool too (for
  * connections held between requests: libcurl walks a whole pool per request, but prunes
- * a pool's dead connections only when one of its requests starts). Returns 0, or OTAD_EINVAL when curl cannot share TLS
- * sessions. */
+ * a pool's dead connections only when one of its requests starts). Returns 0, or OTAD_EINVAL when
+ * curl cannot share TLS sessions. */
 int http_client_session_shards(http_client *c, unsigned per_shard, bool pools);
 
 /* The sharded caches made so far. */

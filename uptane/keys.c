@@ -13,10 +13,10 @@
  * wc_RsaPSS_Sign_ex path as a key in memory. wolfSSL 5.7.2's PKCS#11 layer has no EdDSA,
  * so ED25519 keys cannot live in a token.
  */
-#include "../crypto/pem.h"
+#include "keys.h"
 #include "../core/canonical_json.h"
 #include "../core/hex.h"
-#include "keys.h"
+#include "../crypto/pem.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -61,8 +61,6 @@ static void keys__parsed_free(keys__parsed *p) {
   keys__free_secret(p, sizeof(*p));
 }
 
-
-
 static void keys__sha256_put(void *sha, const char *s, size_t n) {
   wc_Sha256Update(sha, (const byte *)s, (word32)n);
 }
@@ -102,7 +100,6 @@ static int keys__ed25519_from_seed(ed25519_key *ed, const uint8_t seed[ED25519_K
   if (ret == 0) ret = wc_ed25519_import_private_key(seed, ED25519_KEY_SIZE, pub, sizeof(pub), ed);
   return ret;
 }
-
 
 /* aktualizr's ED25519 private key: 128 hex digits (seed, then public key). */
 static int keys__parse_ed25519_hex(const char *text, keys__parsed *p, otad_errbuf *eb) {

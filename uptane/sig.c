@@ -41,7 +41,6 @@ void uptane_keyring_free(uptane_keyring *k) {
   k->n = 0;
 }
 
-
 /* Checks an RSA public key's DER: decodes, at least 2048 bits. */
 static int uptane__rsa_der_ok(const uint8_t *der, size_t len, int *bits) {
   RsaKey *rsa = malloc(sizeof(*rsa));

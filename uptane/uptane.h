@@ -15,8 +15,8 @@
  *
  * One cycle (docs/protocol.md, section 5; uptane/walk.h walks it): director root chain
  * (uptane_director_root() for 1.root.json or a stored root, then for each {N+1}.root.json
- * until 404), uptane_root_check_expiry(), uptane_director_targets(); if it lists targets, the image repository the same way:
- * root chain, uptane_image_timestamp(), uptane_image_snapshot() when
+ * until 404), uptane_root_check_expiry(), uptane_director_targets(); if it lists targets, the image
+ * repository the same way: root chain, uptane_image_timestamp(), uptane_image_snapshot() when
  * uptane_image_snapshot_needed(), uptane_image_targets() when uptane_image_targets_needed(),
  * then uptane_image_find() for each director target, fetching the delegations it asks for
  * with uptane_image_delegation(); finally uptane_verify_update() before any download.
@@ -24,10 +24,10 @@
  * Choices:
  * - Two signatures with the same keyid make the whole document invalid
  *   (UPTANE_DUPLICATE_SIGNATURE), as in aktualizr: docs/protocol.md (section 5) says to
- *   reject them, and a correct server never sends them. Two keyids naming the same key material count
- *   once, so one key cannot meet a threshold of two. An unknown signature method is an
- *   error too (UPTANE_UNSUPPORTED, as aktualizr); a signature by a key the role does not
- *   list is skipped (it may be meant for another client).
+ *   reject them, and a correct server never sends them. Two keyids naming the same key material
+ * count once, so one key cannot meet a threshold of two. An unknown signature method is an error
+ * too (UPTANE_UNSUPPORTED, as aktualizr); a signature by a key the role does not list is skipped
+ * (it may be meant for another client).
  * - KeyIds are not recomputed from the keys: aktualizr does not either, OTA Connect and
  *   TUF compute them differently, and the signed root already binds each keyid to its key.
  * - Hashes and lengths a parent records match either the raw bytes (TUF) or the canonical

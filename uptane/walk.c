@@ -44,14 +44,14 @@ static const cJSON *primary_target(const uptane_walk *w) {
 }
 
 static const char *hash_of(const cJSON *target, const char *alg) {
-  const cJSON *h = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(target, "hashes"), alg);
+  const cJSON *h =
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(target, "hashes"), alg);
   return cJSON_IsString(h) ? h->valuestring : "";
 }
 
 static const char *custom_str(const cJSON *target, const char *key) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(target, "custom"), key);
+  const cJSON *v =
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(target, "custom"), key);
   return cJSON_IsString(v) ? v->valuestring : "";
 }
 
@@ -116,51 +116,50 @@ static uptane_walk_verdict find(uptane_walk *w, time_t now) {
 uptane_walk_verdict uptane_walk_next(uptane_walk *w, time_t now) {
   for (;;) {
     switch (w->step) {
-      case STEP_DIR_ROOT:
-        return fetch_root(w, UPTANE_DOC_DIRECTOR_ROOT, UPTANE_REPO_DIRECTOR,
-                          w->director->root.version);
-      case STEP_DIR_TARGETS:
-        if (uptane_root_check_expiry(&w->director->root, now, &w->err)) return failed(w);
-        snprintf(w->path, sizeof(w->path), "targets.json");
-        return fetch(w, UPTANE_DOC_DIRECTOR_TARGETS, UPTANE_REPO_DIRECTOR,
-                     UPTANE_MAX_DIRECTOR_TARGETS_SIZE);
-      case STEP_DIR_DONE: {
-        const cJSON *t = primary_target(w);
-        w->step = STEP_DONE;
-        if (!t) return UPTANE_WALK_NO_UPDATE;
-        w->assigned = t->string;
-        w->assigned_sha256 = hash_of(t, "sha256");
-        return UPTANE_WALK_ASSIGNED;
+    case STEP_DIR_ROOT:
+      return fetch_root(w, UPTANE_DOC_DIRECTOR_ROOT, UPTANE_REPO_DIRECTOR,
+                        w->director->root.version);
+    case STEP_DIR_TARGETS:
+      if (uptane_root_check_expiry(&w->director->root, now, &w->err)) return failed(w);
+      snprintf(w->path, sizeof(w->path), "targets.json");
+      return fetch(w, UPTANE_DOC_DIRECTOR_TARGETS, UPTANE_REPO_DIRECTOR,
+                   UPTANE_MAX_DIRECTOR_TARGETS_SIZE);
+    case STEP_DIR_DONE: {
+      const cJSON *t = primary_target(w);
+      w->step = STEP_DONE;
+      if (!t) return UPTANE_WALK_NO_UPDATE;
+      w->assigned = t->string;
+      w->assigned_sha256 = hash_of(t, "sha256");
+      return UPTANE_WALK_ASSIGNED;
+    }
+    case STEP_IMG_ROOT:
+      return fetch_root(w, UPTANE_DOC_IMAGE_ROOT, UPTANE_REPO_IMAGE, w->image->root.version);
+    case STEP_IMG_TIMESTAMP:
+      if (uptane_root_check_expiry(&w->image->root, now, &w->err)) return failed(w);
+      snprintf(w->path, sizeof(w->path), "timestamp.json");
+      return fetch(w, UPTANE_DOC_IMAGE_TIMESTAMP, UPTANE_REPO_IMAGE, UPTANE_MAX_TIMESTAMP_SIZE);
+    case STEP_IMG_SNAPSHOT:
+      if (!uptane_image_snapshot_needed(w->image)) {
+        w->step = STEP_IMG_TARGETS;
+        continue;
       }
-      case STEP_IMG_ROOT:
-        return fetch_root(w, UPTANE_DOC_IMAGE_ROOT, UPTANE_REPO_IMAGE, w->image->root.version);
-      case STEP_IMG_TIMESTAMP:
-        if (uptane_root_check_expiry(&w->image->root, now, &w->err)) return failed(w);
-        snprintf(w->path, sizeof(w->path), "timestamp.json");
-        return fetch(w, UPTANE_DOC_IMAGE_TIMESTAMP, UPTANE_REPO_IMAGE, UPTANE_MAX_TIMESTAMP_SIZE);
-      case STEP_IMG_SNAPSHOT:
-        if (!uptane_image_snapshot_needed(w->image)) {
-          w->step = STEP_IMG_TARGETS;
-          continue;
-        }
-        snprintf(w->path, sizeof(w->path), "snapshot.json");
-        return fetch(w, UPTANE_DOC_IMAGE_SNAPSHOT, UPTANE_REPO_IMAGE,
-                     uptane_image_size_cap(w->image, UPTANE_ROLE_SNAPSHOT, NULL));
-      case STEP_IMG_TARGETS:
-        if (!uptane_image_targets_needed(w->image)) {
-          w->step = STEP_IMG_FIND;
-          continue;
-        }
-        snprintf(w->path, sizeof(w->path), "targets.json");
-        return fetch(w, UPTANE_DOC_IMAGE_TARGETS, UPTANE_REPO_IMAGE,
-                     uptane_image_size_cap(w->image, UPTANE_ROLE_TARGETS, NULL));
-      case STEP_IMG_FIND:
-      case STEP_IMG_DELEGATION: /* next after a delegation was fed: look again */
-        return find(w, now);
-      default:
-        w->err.fail = UPTANE_MISSING;
-        snprintf(w->err.eb.msg, sizeof(w->err.eb.msg), "the walk has ended");
-        return UPTANE_WALK_FAILED;
+      snprintf(w->path, sizeof(w->path), "snapshot.json");
+      return fetch(w, UPTANE_DOC_IMAGE_SNAPSHOT, UPTANE_REPO_IMAGE,
+                   uptane_image_size_cap(w->image, UPTANE_ROLE_SNAPSHOT, NULL));
+    case STEP_IMG_TARGETS:
+      if (!uptane_image_targets_needed(w->image)) {
+        w->step = STEP_IMG_FIND;
+        continue;
+      }
+      snprintf(w->path, sizeof(w->path), "targets.json");
+      return fetch(w, UPTANE_DOC_IMAGE_TARGETS, UPTANE_REPO_IMAGE,
+                   uptane_image_size_cap(w->image, UPTANE_ROLE_TARGETS, NULL));
+    case STEP_IMG_FIND:
+    case STEP_IMG_DELEGATION: /* next after a delegation was fed: look again */ return find(w, now);
+    default:
+      w->err.fail = UPTANE_MISSING;
+      snprintf(w->err.eb.msg, sizeof(w->err.eb.msg), "the walk has ended");
+      return UPTANE_WALK_FAILED;
     }
   }
 }
@@ -168,35 +167,33 @@ uptane_walk_verdict uptane_walk_next(uptane_walk *w, time_t now) {
 int uptane_walk_feed(uptane_walk *w, const char *json, size_t len, time_t now) {
   int rc;
   switch (w->step) {
-    case STEP_DIR_ROOT: /* the chain goes on: the step stays */
-      rc = uptane_director_root(w->director, json, len, &w->err);
-      break;
-    case STEP_DIR_TARGETS:
-      rc = uptane_director_targets(w->director, json, len, now, w->ecus, w->necus, &w->err);
-      if (!rc) w->step = STEP_DIR_DONE;
-      break;
-    case STEP_IMG_ROOT:
-      rc = uptane_image_root(w->image, json, len, &w->err);
-      break;
-    case STEP_IMG_TIMESTAMP:
-      rc = uptane_image_timestamp(w->image, json, len, now, &w->err);
-      if (!rc) w->step = STEP_IMG_SNAPSHOT;
-      break;
-    case STEP_IMG_SNAPSHOT:
-      rc = uptane_image_snapshot(w->image, json, len, now, &w->err);
-      if (!rc) w->step = STEP_IMG_TARGETS;
-      break;
-    case STEP_IMG_TARGETS:
-      rc = uptane_image_targets(w->image, json, len, now, &w->err);
-      if (!rc) w->step = STEP_IMG_FIND;
-      break;
-    case STEP_IMG_DELEGATION:
-      rc = uptane_image_delegation(w->image, w->need, json, len, now, &w->err);
-      break;
-    default:
-      w->err.fail = UPTANE_MISSING;
-      snprintf(w->err.eb.msg, sizeof(w->err.eb.msg), "no document was asked for");
-      rc = OTAD_EINVAL;
+  case STEP_DIR_ROOT: /* the chain goes on: the step stays */
+    rc = uptane_director_root(w->director, json, len, &w->err);
+    break;
+  case STEP_DIR_TARGETS:
+    rc = uptane_director_targets(w->director, json, len, now, w->ecus, w->necus, &w->err);
+    if (!rc) w->step = STEP_DIR_DONE;
+    break;
+  case STEP_IMG_ROOT: rc = uptane_image_root(w->image, json, len, &w->err); break;
+  case STEP_IMG_TIMESTAMP:
+    rc = uptane_image_timestamp(w->image, json, len, now, &w->err);
+    if (!rc) w->step = STEP_IMG_SNAPSHOT;
+    break;
+  case STEP_IMG_SNAPSHOT:
+    rc = uptane_image_snapshot(w->image, json, len, now, &w->err);
+    if (!rc) w->step = STEP_IMG_TARGETS;
+    break;
+  case STEP_IMG_TARGETS:
+    rc = uptane_image_targets(w->image, json, len, now, &w->err);
+    if (!rc) w->step = STEP_IMG_FIND;
+    break;
+  case STEP_IMG_DELEGATION:
+    rc = uptane_image_delegation(w->image, w->need, json, len, now, &w->err);
+    break;
+  default:
+    w->err.fail = UPTANE_MISSING;
+    snprintf(w->err.eb.msg, sizeof(w->err.eb.msg), "no document was asked for");
+    rc = OTAD_EINVAL;
   }
   if (rc) w->step = STEP_DONE;
   return rc;
@@ -220,4 +217,6 @@ void uptane_walk_too_big(uptane_walk *w, const char *what) {
   w->step = STEP_DONE;
 }
 
-void uptane_walk_into_image(uptane_walk *w) { w->step = STEP_IMG_ROOT; }
+void uptane_walk_into_image(uptane_walk *w) {
+  w->step = STEP_IMG_ROOT;
+}

@@ -33,20 +33,20 @@
 #include "uptane.h"
 
 /* The documents of a walk. */
-#define UPTANE_WALK_DOCS(X)                                        \
-  X(UPTANE_DOC_DIRECTOR_ROOT, "director root")                     \
-  X(UPTANE_DOC_DIRECTOR_TARGETS, "director targets.json")          \
-  X(UPTANE_DOC_IMAGE_ROOT, "image root")                           \
-  X(UPTANE_DOC_IMAGE_TIMESTAMP, "image timestamp.json")            \
-  X(UPTANE_DOC_IMAGE_SNAPSHOT, "image snapshot.json")              \
-  X(UPTANE_DOC_IMAGE_TARGETS, "image targets.json")                \
+#define UPTANE_WALK_DOCS(X)                                                                        \
+  X(UPTANE_DOC_DIRECTOR_ROOT, "director root")                                                     \
+  X(UPTANE_DOC_DIRECTOR_TARGETS, "director targets.json")                                          \
+  X(UPTANE_DOC_IMAGE_ROOT, "image root")                                                           \
+  X(UPTANE_DOC_IMAGE_TIMESTAMP, "image timestamp.json")                                            \
+  X(UPTANE_DOC_IMAGE_SNAPSHOT, "image snapshot.json")                                              \
+  X(UPTANE_DOC_IMAGE_TARGETS, "image targets.json")                                                \
   X(UPTANE_DOC_IMAGE_DELEGATION, "image delegation")
 
 enum uptane_walk_doc {
 #define UPTANE_DOC_ENUM(e, n) e,
   UPTANE_WALK_DOCS(UPTANE_DOC_ENUM)
 #undef UPTANE_DOC_ENUM
-  UPTANE_DOC__COUNT
+      UPTANE_DOC__COUNT
 };
 
 /* "director root", "image snapshot.json", ...; "?" out of range. */
@@ -70,16 +70,16 @@ typedef struct uptane_walk {
   size_t necus;
 
   /* Outputs, read-only. */
-  enum uptane_walk_doc doc;     /* FETCH: the document asked for; after a feed: the one taken */
-  enum uptane_repo_kind repo;   /* FETCH: from which repository */
+  enum uptane_walk_doc doc;        /* FETCH: the document asked for; after a feed: the one taken */
+  enum uptane_repo_kind repo;      /* FETCH: from which repository */
   char path[UPTANE_MAX_NAME + 32]; /* FETCH: "3.root.json", "targets.json", "delegations/x.json" */
-  size_t cap;                   /* FETCH: the most bytes the document may have */
-  const char *assigned;         /* ASSIGNED: the director's target for the primary, and */
-  const char *assigned_sha256;  /*   its sha256 ("" none); both point into the director's
-                                     trusted targets (valid until the next feed) */
-  update_target *target;        /* UPDATE: what to download and install (the caller's, from
-                                   begin) */
-  uptane_err err;               /* FAILED: why */
+  size_t cap;                      /* FETCH: the most bytes the document may have */
+  const char *assigned;            /* ASSIGNED: the director's target for the primary, and */
+  const char *assigned_sha256;     /*   its sha256 ("" none); both point into the director's
+                                        trusted targets (valid until the next feed) */
+  update_target *target;           /* UPDATE: what to download and install (the caller's, from
+                                      begin) */
+  uptane_err err;                  /* FAILED: why */
 
   /* Private. */
   int step;

@@ -25,12 +25,12 @@
 #include "core/log.h"
 #include "pacman/unpack.h"
 
-#define CHECK(cond)                                                                       \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      fprintf(stderr, "fuzz_archive: invariant broken: %s (line %d)\n", #cond, __LINE__); \
-      abort();                                                                            \
-    }                                                                                     \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "fuzz_archive: invariant broken: %s (line %d)\n", #cond, __LINE__);          \
+      abort();                                                                                     \
+    }                                                                                              \
   } while (0)
 
 static char base[PATH_MAX], root[PATH_MAX], outside[PATH_MAX], archive[PATH_MAX];
@@ -83,7 +83,9 @@ static int check_cb(const char *p, const struct stat *st, int flag, struct FTW *
   return 0;
 }
 
-static void cleanup(void) { nftw(base, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+static void cleanup(void) {
+  nftw(base, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;

@@ -7,7 +7,9 @@
 
 #include "core/config.h"
 
-static void ignore(void *ctx, const char *msg) { (void)ctx, (void)msg; }
+static void ignore(void *ctx, const char *msg) {
+  (void)ctx, (void)msg;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char path[64];

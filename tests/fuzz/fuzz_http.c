@@ -34,15 +34,15 @@
 
 #include <cjson/cJSON.h>
 
-#include "uptane/uptane.h"
 #include "transport/http.h"
+#include "uptane/uptane.h"
 
-#define CHECK(cond)                                                                    \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
-      fprintf(stderr, "fuzz_http: invariant broken: %s (line %d)\n", #cond, __LINE__); \
-      abort();                                                                         \
-    }                                                                                  \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "fuzz_http: invariant broken: %s (line %d)\n", #cond, __LINE__);             \
+      abort();                                                                                     \
+    }                                                                                              \
   } while (0)
 
 /* ---- the server thread ---- */
@@ -104,15 +104,19 @@ typedef struct run {
   long first_status;
 } run;
 
-static void on_done(http_request *r) { ((run *)r->data)->done = 1; }
+static void on_done(http_request *r) {
+  ((run *)r->data)->done = 1;
+}
 
 static int sink(http_request *r, const uint8_t *data, size_t len) {
   run *x = r->data;
   CHECK(len > 0 && data != NULL);
   CHECK(r->status >= 200 && r->status < 300);
   if (x->first_status == 0) x->first_status = r->status;
-  if (r->status == 206) CHECK(r->offset == r->resume_from);
-  else CHECK(r->offset == 0);
+  if (r->status == 206)
+    CHECK(r->offset == r->resume_from);
+  else
+    CHECK(r->offset == 0);
   CHECK(r->received == x->took);
   if (r->max_total) CHECK(r->offset + r->received + len <= r->max_total);
   if (x->refuse && x->took + len > x->refuse) {
@@ -134,8 +138,10 @@ static void check_common(const http_request *r) {
   CHECK(r->retry_after_s <= 86400);
   CHECK(strnlen(r->errmsg, sizeof(r->errmsg)) < sizeof(r->errmsg));
   if (r->err) CHECK(r->errmsg[0] != 0);
-  if (r->resp) CHECK(r->resp[r->resp_len] == 0);
-  else CHECK(r->resp_len == 0);
+  if (r->resp)
+    CHECK(r->resp[r->resp_len] == 0);
+  else
+    CHECK(r->resp_len == 0);
 }
 
 /* The agent's reading of a reply: metadata when 2xx, an error object otherwise. */

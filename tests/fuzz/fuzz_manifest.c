@@ -19,20 +19,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "device/device.h"
 #include "core/log.h"
-#include "uptane/uptane.h"
+#include "device/device.h"
 #include "device/events.h"
 #include "device/manifest.h"
 #include "states/states.h"
 #include "uptane/keys.h"
+#include "uptane/uptane.h"
 
-#define CHECK(cond)                                                                        \
-  do {                                                                                     \
-    if (!(cond)) {                                                                         \
-      fprintf(stderr, "fuzz_manifest: invariant broken: %s (line %d)\n", #cond, __LINE__); \
-      abort();                                                                             \
-    }                                                                                      \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "fuzz_manifest: invariant broken: %s (line %d)\n", #cond, __LINE__);         \
+      abort();                                                                                     \
+    }                                                                                              \
   } while (0)
 
 static device D;
@@ -98,7 +98,8 @@ static const cJSON *get(const cJSON *o, const char *path) {
   while (o && *path) {
     size_t n = strcspn(path, ".");
     snprintf(key, sizeof(key), "%.*s", (int)n, path);
-    o = cJSON_IsArray(o) ? cJSON_GetArrayItem(o, atoi(key)) : cJSON_GetObjectItemCaseSensitive(o, key);
+    o = cJSON_IsArray(o) ? cJSON_GetArrayItem(o, atoi(key))
+                         : cJSON_GetObjectItemCaseSensitive(o, key);
     path += n + (path[n] == '.');
   }
   return o;
@@ -147,8 +148,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     f[i] = p < end ? p : "";
     if (p < end) p += strlen(p) + 1;
   }
-  const char *serial = f[0], *hwid = f[1], *name = f[2], *sha = f[3], *corr = f[4],
-             *desc = f[5], *code = f[6];
+  const char *serial = f[0], *hwid = f[1], *name = f[2], *sha = f[3], *corr = f[4], *desc = f[5],
+             *code = f[6];
 
   D.o.st = store_mem_open();
   D.upd = calloc(1, sizeof(*D.upd));

@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* The same bytes as PEM text. */
   char *pem = malloc(size + 1);
   if (!pem) return 0;
-  for (size_t i = 0; i < size; i++) pem[i] = data[i] ? (char)data[i] : ' ';
+  for (size_t i = 0; i < size; i++)
+    pem[i] = data[i] ? (char)data[i] : ' ';
   pem[size] = 0;
   tls_cert_info ci;
   tls_cert_info_pem(pem, &ci, &eb);

@@ -37,12 +37,12 @@ static const uptane_ecu ECUS[] = {{"fuzz-ecu", "fuzz-hw"}, {"fuzz-ecu-2", "fuzz-
 
 static int verbose;
 
-#define CHECK(cond)                                                                    \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
-      fprintf(stderr, "fuzz_uptane: invariant broken: %s (line %d)\n", #cond, __LINE__); \
-      abort();                                                                         \
-    }                                                                                  \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "fuzz_uptane: invariant broken: %s (line %d)\n", #cond, __LINE__);           \
+      abort();                                                                                     \
+    }                                                                                              \
   } while (0)
 
 /* A failure must say what and why; a success must leave fail at UPTANE_OK. */
@@ -122,72 +122,67 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int64_t dv = dir.root.version, iv = img.root.version;
     int rc = 0;
     switch (tag) {
-      case 'R':
-        rc = uptane_director_root(&dir, doc, len, &err);
-        if (rc) CHECK(dir.root.version == dv);
-        else CHECK(dir.root.version == dv + 1);
-        break;
-      case 'T': {
-        int64_t tv = dir.targets.version;
-        rc = uptane_director_targets(&dir, doc, len, NOW, ECUS, NECUS, &err);
-        if (rc) CHECK(dir.targets.version == tv);
-        else CHECK(dir.targets.doc && dir.targets.version >= tv);
-        break;
+    case 'R':
+      rc = uptane_director_root(&dir, doc, len, &err);
+      if (rc)
+        CHECK(dir.root.version == dv);
+      else
+        CHECK(dir.root.version == dv + 1);
+      break;
+    case 'T': {
+      int64_t tv = dir.targets.version;
+      rc = uptane_director_targets(&dir, doc, len, NOW, ECUS, NECUS, &err);
+      if (rc)
+        CHECK(dir.targets.version == tv);
+      else
+        CHECK(dir.targets.doc && dir.targets.version >= tv);
+      break;
+    }
+    case 'D': rc = uptane_director_restore(&dir, doc, len, &err); break;
+    case 'L': {
+      uptane_root r;
+      uptane_root_init(&r);
+      rc = uptane_root_load(&r, doc, len, &err);
+      if (rc == 0) {
+        uptane_err e2;
+        uptane_root_check_expiry(&r, NOW, &e2);
       }
-      case 'D':
-        rc = uptane_director_restore(&dir, doc, len, &err);
-        break;
-      case 'L': {
-        uptane_root r;
-        uptane_root_init(&r);
-        rc = uptane_root_load(&r, doc, len, &err);
-        if (rc == 0) {
-          uptane_err e2;
-          uptane_root_check_expiry(&r, NOW, &e2);
-        }
-        uptane_root_free(&r);
-        break;
-      }
-      case 'r':
-        rc = uptane_image_root(&img, doc, len, &err);
-        if (rc) CHECK(img.root.version == iv);
-        else CHECK(img.root.version == iv + 1);
-        break;
-      case 't': {
-        int64_t v = img.timestamp.version;
-        rc = uptane_image_timestamp(&img, doc, len, NOW, &err);
-        if (rc) CHECK(img.timestamp.version == v);
-        break;
-      }
-      case 's': {
-        int64_t v = img.snapshot.version;
-        rc = uptane_image_snapshot(&img, doc, len, NOW, &err);
-        if (rc) CHECK(img.snapshot.version == v);
-        break;
-      }
-      case 'g': {
-        int64_t v = img.targets.version;
-        rc = uptane_image_targets(&img, doc, len, NOW, &err);
-        if (rc) CHECK(img.targets.version == v);
-        break;
-      }
-      case 'd':
-        rc = uptane_image_delegation(&img, name, doc, len, NOW, &err);
-        break;
-      case 'x':
-        rc = uptane_image_restore(&img, UPTANE_ROLE_TIMESTAMP, NULL, doc, len, &err);
-        break;
-      case 'y':
-        rc = uptane_image_restore(&img, UPTANE_ROLE_SNAPSHOT, NULL, doc, len, &err);
-        break;
-      case 'z':
-        rc = uptane_image_restore(&img, UPTANE_ROLE_TARGETS, name[0] ? name : NULL, doc, len,
-                                  &err);
-        break;
-      case 'c':
-        break;
-      default:
-        continue;
+      uptane_root_free(&r);
+      break;
+    }
+    case 'r':
+      rc = uptane_image_root(&img, doc, len, &err);
+      if (rc)
+        CHECK(img.root.version == iv);
+      else
+        CHECK(img.root.version == iv + 1);
+      break;
+    case 't': {
+      int64_t v = img.timestamp.version;
+      rc = uptane_image_timestamp(&img, doc, len, NOW, &err);
+      if (rc) CHECK(img.timestamp.version == v);
+      break;
+    }
+    case 's': {
+      int64_t v = img.snapshot.version;
+      rc = uptane_image_snapshot(&img, doc, len, NOW, &err);
+      if (rc) CHECK(img.snapshot.version == v);
+      break;
+    }
+    case 'g': {
+      int64_t v = img.targets.version;
+      rc = uptane_image_targets(&img, doc, len, NOW, &err);
+      if (rc) CHECK(img.targets.version == v);
+      break;
+    }
+    case 'd': rc = uptane_image_delegation(&img, name, doc, len, NOW, &err); break;
+    case 'x': rc = uptane_image_restore(&img, UPTANE_ROLE_TIMESTAMP, NULL, doc, len, &err); break;
+    case 'y': rc = uptane_image_restore(&img, UPTANE_ROLE_SNAPSHOT, NULL, doc, len, &err); break;
+    case 'z':
+      rc = uptane_image_restore(&img, UPTANE_ROLE_TARGETS, name[0] ? name : NULL, doc, len, &err);
+      break;
+    case 'c': break;
+    default: continue;
     }
     if (tag != 'c') check_result(rc, &err, tag);
     /* documents with a NUL are cut there by C callers; the verifier takes the length */

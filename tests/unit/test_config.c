@@ -76,8 +76,7 @@ typedef struct warnings {
 
 static void collect_warning(void *ctx, const char *msg) {
   warnings *w = ctx;
-  if (w->n < 16)
-    w->msg[w->n++] = strdup(msg);
+  if (w->n < 16) w->msg[w->n++] = strdup(msg);
 }
 
 static void warnings_free(warnings *w) {
@@ -118,7 +117,9 @@ static int setup(void **state) {
   return mkdtemp(tmpdir) ? 0 : -1;
 }
 
-static int teardown(void **state) { return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static int teardown(void **state) {
+  return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 /* ---- tests -------------------------------------------------------------------------------- */
 

@@ -5,9 +5,9 @@
  * made by hand. The stripped zip is checked with libarchive (entries and their bytes)
  * and with `unzip -t`, so it stays readable by other tools.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -30,9 +30,9 @@
 #define P12_LEN 8192
 
 typedef struct fixture {
-  char root[64];  /* mkdtemp'ed, removed at teardown */
-  char src[128];  /* root/src: files that go into zips */
-  char zip[128];  /* root/credentials.zip */
+  char root[64]; /* mkdtemp'ed, removed at teardown */
+  char src[128]; /* root/src: files that go into zips */
+  char zip[128]; /* root/credentials.zip */
   uint8_t p12[P12_LEN];
 } fixture;
 
@@ -61,7 +61,8 @@ static int setup(void **state) {
   snprintf(f->zip, sizeof(f->zip), "%s/credentials.zip", f->root);
   assert_int_equal(mkdir(f->src, 0755), 0);
   uint32_t x = 12345; /* incompressible, with NULs: a stand-in for a PKCS#12 */
-  for (size_t i = 0; i < P12_LEN; i++) f->p12[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
+  for (size_t i = 0; i < P12_LEN; i++)
+    f->p12[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
   write_src(f, "autoprov.url", URL_TEXT, strlen(URL_TEXT));
   write_src(f, "autoprov_credentials.p12", f->p12, P12_LEN);
   write_src(f, "server_ca.pem", CA_TEXT, strlen(CA_TEXT));
@@ -91,8 +92,8 @@ static void make_zip(fixture *f, const char *names) {
   assert_int_equal(system(cmd), 0);
 }
 
-#define ALL_ENTRIES \
-  "sub/autoprov.url autoprov.url treehub.json autoprov_credentials.p12 root.json " \
+#define ALL_ENTRIES                                                                                \
+  "sub/autoprov.url autoprov.url treehub.json autoprov_credentials.p12 root.json "                 \
   "server_ca.pem tufrepo.url"
 
 /* The bytes of entry name in zip (heap, caller frees), NULL if absent. */
@@ -212,7 +213,8 @@ static void test_read_not_a_zip(void **state) {
   fixture *f = *state;
   uint8_t junk[4096];
   uint32_t x = 7;
-  for (size_t i = 0; i < sizeof(junk); i++) junk[i] = (uint8_t)((x = x * 69069u + 1u) >> 24);
+  for (size_t i = 0; i < sizeof(junk); i++)
+    junk[i] = (uint8_t)((x = x * 69069u + 1u) >> 24);
   junk[0] = 'X'; /* never "PK" */
   write_raw(f->zip, junk, sizeof(junk));
   expect_zip_error(f->zip, "not a zip archive (");
@@ -221,8 +223,8 @@ static void test_read_not_a_zip(void **state) {
   expect_zip_error(f->zip, "not a zip archive (");
 
   char cmd[512]; /* a well-formed archive of another format */
-  snprintf(cmd, sizeof(cmd), "cd '%s' && tar cf '%s' autoprov.url autoprov_credentials.p12",
-           f->src, f->zip);
+  snprintf(cmd, sizeof(cmd), "cd '%s' && tar cf '%s' autoprov.url autoprov_credentials.p12", f->src,
+           f->zip);
   assert_int_equal(system(cmd), 0);
   expect_zip_error(f->zip, "not a zip archive (");
 }
@@ -281,7 +283,8 @@ static void test_strip(void **state) {
 
   DIR *d = opendir(f->root); /* no temp file left beside it */
   struct dirent *de;
-  while ((de = readdir(d)) != NULL) assert_null(strstr(de->d_name, ".tmp."));
+  while ((de = readdir(d)) != NULL)
+    assert_null(strstr(de->d_name, ".tmp."));
   closedir(d);
 }
 

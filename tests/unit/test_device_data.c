@@ -338,11 +338,14 @@ static void serve_one(server *s, int c) {
   send(c, h, (size_t)hl, MSG_NOSIGNAL);
 }
 
-static void serve_cb(void *ctx, int c) { serve_one(ctx, c); }
+static void serve_cb(void *ctx, int c) {
+  serve_one(ctx, c);
+}
 
 static void seen_clear(server *s) {
   pthread_mutex_lock(&s->mu);
-  for (int i = 0; i < s->n && i < MAX_SEEN; i++) free(s->body[i]);
+  for (int i = 0; i < s->n && i < MAX_SEEN; i++)
+    free(s->body[i]);
   s->n = 0;
   pthread_mutex_unlock(&s->mu);
 }
@@ -366,7 +369,8 @@ static int setup(void **state) {
   otad_errbuf eb = {{0}};
   assert_int_equal(config_set(&f->cfg, "provision.p12_password", "s3cret-pw", &eb), 0);
   assert_int_equal(config_set(&f->cfg, "storage.path", "/var/sota-test", &eb), 0);
-  device_opts o = {.actions = &states_actions,.label = "test",
+  device_opts o = {.actions = &states_actions,
+                   .label = "test",
                    .cfg = &f->cfg,
                    .loop = &f->loop,
                    .http = f->http,
@@ -383,7 +387,9 @@ static int setup(void **state) {
   return 0;
 }
 
-static void device_closed(device *d) { (void)d; }
+static void device_closed(device *d) {
+  (void)d;
+}
 
 static int teardown(void **state) {
   fixture *f = *state;
@@ -414,7 +420,8 @@ static const char *send_data(fixture *f, char *out, size_t n) {
   f->sent = 0;
   device_data_send(&f->d, on_sent);
   uint64_t t0 = uv_hrtime();
-  while (!f->sent && uv_hrtime() - t0 < 30ull * 1000000000ull) uv_run(&f->loop, UV_RUN_ONCE);
+  while (!f->sent && uv_hrtime() - t0 < 30ull * 1000000000ull)
+    uv_run(&f->loop, UV_RUN_ONCE);
   assert_int_equal(f->sent, 1);
   out[0] = 0;
   pthread_mutex_lock(&f->srv.mu);
@@ -449,7 +456,8 @@ static void test_send_when_changed(void **state) {
   /* an installation: only the installed list goes again */
   otad_errbuf eb = {{0}};
   const char *inst = "{\"name\":\"fw-1.bin\",\"sha256\":\"00\",\"version\":\"1.0\"}";
-  assert_int_equal(store_write(f->d.o.st, STORE_INSTALLED_TARGET, inst, strlen(inst), false, &eb), 0);
+  assert_int_equal(store_write(f->d.o.st, STORE_INSTALLED_TARGET, inst, strlen(inst), false, &eb),
+                   0);
   assert_string_equal(send_data(f, seen, sizeof(seen)), "PUT /core/installed");
   assert_string_equal(f->srv.body[0], "[{\"name\":\"fw-1.bin\",\"version\":\"1.0\"}]");
   assert_string_equal(send_data(f, seen, sizeof(seen)), "");

@@ -8,9 +8,9 @@
  * as this device has no Uptane key (config_error -> failed), which ends the test run.
  * Checked: the result, the files in images_path, the Range the server saw, and the store.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -35,13 +35,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "device/device.h"
 #include "core/log.h"
-#include "states/states.h"
 #include "crypto/hash.h"
+#include "device/device.h"
+#include "states/states.h"
 
-
-static uint8_t pattern(uint64_t i) { return (uint8_t)(i * 13 + i / 509); }
+static uint8_t pattern(uint64_t i) {
+  return (uint8_t)(i * 13 + i / 509);
+}
 
 /* ---- the server ------------------------------------------------------------------------ */
 
@@ -51,10 +52,10 @@ typedef struct server {
   /* what to serve (set by the test between runs) */
   const uint8_t *body; /* NULL: pattern() */
   uint64_t len;
-  uint64_t extra;      /* bytes sent beyond len (declared too) */
-  uint64_t cut_at;     /* > 0: the next reply stops at this offset (then reset) */
+  uint64_t extra;  /* bytes sent beyond len (declared too) */
+  uint64_t cut_at; /* > 0: the next reply stops at this offset (then reset) */
   int ignore_range;
-  int status;          /* > 0: answer this status instead */
+  int status; /* > 0: answer this status instead */
   /* what it saw */
   int requests;
   char last_range[64];
@@ -89,18 +90,23 @@ static void serve_one(server *s, int c) {
 
   char h[512];
   if (status) {
-    int n = snprintf(h, sizeof(h), "HTTP/1.1 %d X\r\nConnection: close\r\nContent-Length: 5\r\n\r\n"
-                     "nope\n", status);
+    int n = snprintf(h, sizeof(h),
+                     "HTTP/1.1 %d X\r\nConnection: close\r\nContent-Length: 5\r\n\r\n"
+                     "nope\n",
+                     status);
     loopback_send_all(c, h, (size_t)n);
     return;
   }
   if (ignore || from == 0 || from >= total) from = 0;
-  int n = from ? snprintf(h, sizeof(h), "HTTP/1.1 206 Partial\r\nConnection: close\r\n"
+  int n = from ? snprintf(h, sizeof(h),
+                          "HTTP/1.1 206 Partial\r\nConnection: close\r\n"
                           "Content-Range: bytes %llu-%llu/%llu\r\nContent-Length: %llu\r\n\r\n",
                           from, (unsigned long long)total - 1, (unsigned long long)total,
                           (unsigned long long)(total - from))
-               : snprintf(h, sizeof(h), "HTTP/1.1 200 OK\r\nConnection: close\r\n"
-                          "Content-Length: %llu\r\n\r\n", (unsigned long long)total);
+               : snprintf(h, sizeof(h),
+                          "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                          "Content-Length: %llu\r\n\r\n",
+                          (unsigned long long)total);
   if (loopback_send_all(c, h, (size_t)n)) return;
   uint64_t end = cut && cut > from ? cut : total;
   uint8_t buf[16384];
@@ -113,7 +119,9 @@ static void serve_one(server *s, int c) {
   }
 }
 
-static void serve_cb(void *ctx, int c) { serve_one(ctx, c); }
+static void serve_cb(void *ctx, int c) {
+  serve_one(ctx, c);
+}
 
 static void server_start(server *s) {
   pthread_mutex_init(&s->mu, NULL);
@@ -160,7 +168,8 @@ static int setup(void **state) {
   char repo[64];
   snprintf(repo, sizeof(repo), "http://127.0.0.1:%d/repo", f->srv.lb.port);
   f->cfg.repo_server = strdup(repo);
-  device_opts o = {.actions = &states_actions,.label = "test",
+  device_opts o = {.actions = &states_actions,
+                   .label = "test",
                    .cfg = &f->cfg,
                    .loop = &f->loop,
                    .http = f->http,
@@ -214,7 +223,8 @@ static void set_target(fixture *f, const char *name, const uint8_t *body, uint64
   uint8_t buf[8192];
   for (uint64_t off = 0; off < len;) {
     size_t k = len - off < sizeof(buf) ? (size_t)(len - off) : sizeof(buf);
-    for (size_t i = 0; i < k; i++) buf[i] = body ? body[off + i] : pattern(off + i);
+    for (size_t i = 0; i < k; i++)
+      buf[i] = body ? body[off + i] : pattern(off + i);
     hash_update(&h, buf, k);
     off += k;
   }
@@ -228,7 +238,8 @@ static void run(fixture *f) {
   f->d.state = ST_DOWNLOADING;
   downloading_start(&f->d);
   uint64_t t0 = uv_hrtime();
-  while (!f->done && uv_hrtime() - t0 < 60ull * 1000000000ull) uv_run(&f->loop, UV_RUN_ONCE);
+  while (!f->done && uv_hrtime() - t0 < 60ull * 1000000000ull)
+    uv_run(&f->loop, UV_RUN_ONCE);
   assert_true(f->done);
 }
 
@@ -238,7 +249,9 @@ static char *path_in(fixture *f, const char *name) {
   return p;
 }
 
-static char *image_path(fixture *f) { return path_in(f, f->d.upd->target.sha256); }
+static char *image_path(fixture *f) {
+  return path_in(f, f->d.upd->target.sha256);
+}
 
 static char *part_path(fixture *f) {
   static char p[512];
@@ -290,7 +303,8 @@ static void write_part(fixture *f, uint64_t n, int bad) {
   uint8_t buf[8192];
   for (uint64_t off = 0; off < n;) {
     size_t k = n - off < sizeof(buf) ? (size_t)(n - off) : sizeof(buf);
-    for (size_t i = 0; i < k; i++) buf[i] = pattern(off + i) ^ (bad && off + i == 77 ? 1 : 0);
+    for (size_t i = 0; i < k; i++)
+      buf[i] = pattern(off + i) ^ (bad && off + i == 77 ? 1 : 0);
     assert_int_equal(write(fd, buf, k), (ssize_t)k);
     off += k;
   }
@@ -533,8 +547,8 @@ static void command_case(fixture *f, int code, const char *want_code, const char
   snprintf(script, sizeof(script), "%s/install.sh", f->dir);
   snprintf(out, sizeof(out), "%s/args", f->dir);
   snprintf(cmd, sizeof(cmd),
-           "#!/bin/sh\necho \"$1|$2|$OTAD_TARGET_NAME|$OTAD_CORRELATION_ID\" > %s\nexit %d\n",
-           out, code);
+           "#!/bin/sh\necho \"$1|$2|$OTAD_TARGET_NAME|$OTAD_CORRELATION_ID\" > %s\nexit %d\n", out,
+           code);
   int fd = open(script, O_WRONLY | O_CREAT | O_TRUNC, 0755);
   assert_int_equal(write(fd, cmd, strlen(cmd)), (ssize_t)strlen(cmd));
   close(fd);

@@ -29,10 +29,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "device/device.h"
-#include "states/states.h"
 #include "core/log.h"
+#include "device/device.h"
 #include "device/events.h"
+#include "states/states.h"
 
 /* ---- the server ------------------------------------------------------------------------ */
 
@@ -84,7 +84,9 @@ static void serve_one(server *s, int c) {
   send(c, h, (size_t)hl, MSG_NOSIGNAL);
 }
 
-static void serve_cb(void *ctx, int c) { serve_one(ctx, c); }
+static void serve_cb(void *ctx, int c) {
+  serve_one(ctx, c);
+}
 
 static void server_start(server *s) {
   pthread_mutex_init(&s->mu, NULL);
@@ -113,7 +115,8 @@ static int setup(void **state) {
   uv_loop_init(&f->loop);
   f->http = http_client_new(&f->loop);
   config_init(&f->cfg);
-  device_opts o = {.actions = &states_actions,.label = "test",
+  device_opts o = {.actions = &states_actions,
+                   .label = "test",
                    .cfg = &f->cfg,
                    .loop = &f->loop,
                    .http = f->http,

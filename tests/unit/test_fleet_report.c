@@ -29,7 +29,7 @@ static void test_classify(void **state) {
       {"GET", "https://gw/repo/delegations/role-a.json", FR_METADATA},
       {"GET", "https://gw/repo/targets/fw-1.0", FR_DOWNLOAD},
       {"GET", "https://gw/repo/targets/dir/app.json", FR_DOWNLOAD}, /* a target, not metadata */
-      {"GET", "https://cdn.example/images/fw.bin", FR_DOWNLOAD},     /* a custom URI */
+      {"GET", "https://cdn.example/images/fw.bin", FR_DOWNLOAD},    /* a custom URI */
       {"POST", "https://gw/events", FR_EVENTS},
       {"PUT", "https://gw/system_info", FR_DEVICE_DATA},
       {"PUT", "https://gw/system_info/network", FR_DEVICE_DATA},
@@ -73,8 +73,8 @@ static fleet_stats *sample_stats(void) {
                       "dev-0", "dev-0");
   fleet_stats_request(s, "POST", "https://gw/events", 0, 200, 1500, false, false, false, "dev-1",
                       "dev-0");
-  fleet_stats_request(s, "PUT", "https://gw/director/manifest", OTAD_ENET, 0, 60000, true,
-                      false, false, "", "dev-0");
+  fleet_stats_request(s, "PUT", "https://gw/director/manifest", OTAD_ENET, 0, 60000, true, false,
+                      false, "", "dev-0");
   fleet_stats_request(s, "GET", "https://gw/director/targets.json", 0, 503, 900, false, false,
                       false, "dev-1", "dev-1");
   return s;
@@ -113,9 +113,16 @@ static void test_counts(void **state) {
 static void test_json(void **state) {
   (void)state;
   fleet_stats *s = sample_stats();
-  fleet_summary m = {.devices = 3, .mode = "shared", .keep_alive = false, .wall_seconds = 2.0,
-                     .cycles_completed = 2, .updates_installed = 1, .expected_ok = 2,
-                     .peak_rss_kib = 4096, .heap_bytes_per_device = 20000.5, .cpu_seconds = 0.5,
+  fleet_summary m = {.devices = 3,
+                     .mode = "shared",
+                     .keep_alive = false,
+                     .wall_seconds = 2.0,
+                     .cycles_completed = 2,
+                     .updates_installed = 1,
+                     .expected_ok = 2,
+                     .peak_rss_kib = 4096,
+                     .heap_bytes_per_device = 20000.5,
+                     .cpu_seconds = 0.5,
                      .not_started = 1};
   m.final_states[ST_POLLING] = 2;
   cJSON *o = fleet_report_json(s, &m);
@@ -133,8 +140,8 @@ static void test_json(void **state) {
   assert_null(cJSON_GetObjectItemCaseSensitive(fs, "failed")); /* zero counts are left out */
   /* every kind is there with its six numbers, and the counts add up to the total */
   const cJSON *rq = obj(o, "requests");
-  static const char *kinds[] = {"register", "ecus", "manifest", "metadata", "download",
-                                "events", "device_data"};
+  static const char *kinds[] = {"register", "ecus",   "manifest",   "metadata",
+                                "download", "events", "device_data"};
   double total = 0;
   for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
     const cJSON *k = obj(rq, kinds[i]);
@@ -178,7 +185,8 @@ static void test_error_kinds_bounded(void **state) {
   }
   assert_int_equal(s->nerrors, FLEET_MAX_ERROR_KINDS);
   uint64_t sum = 0;
-  for (int i = 0; i < s->nerrors; i++) sum += s->errors[i].count;
+  for (int i = 0; i < s->nerrors; i++)
+    sum += s->errors[i].count;
   assert_int_equal(sum, 100); /* nothing lost: the overflow went to "other" */
   assert_string_equal(s->errors[FLEET_MAX_ERROR_KINDS - 1].name, "other");
   assert_int_equal(s->errors[FLEET_MAX_ERROR_KINDS - 1].count, 100 - (FLEET_MAX_ERROR_KINDS - 1));
@@ -188,8 +196,12 @@ static void test_error_kinds_bounded(void **state) {
 static void test_table(void **state) {
   (void)state;
   fleet_stats *s = sample_stats();
-  fleet_summary m = {.devices = 2, .mode = "device", .keep_alive = true, .wall_seconds = 1,
-                     .cycles_completed = 2, .expected_ok = 2};
+  fleet_summary m = {.devices = 2,
+                     .mode = "device",
+                     .keep_alive = true,
+                     .wall_seconds = 1,
+                     .cycles_completed = 2,
+                     .expected_ok = 2};
   m.final_states[ST_POLLING] = 2;
   char *buf = NULL;
   size_t len = 0;
@@ -210,7 +222,7 @@ static void test_table(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_classify), cmocka_unit_test(test_counts),
-      cmocka_unit_test(test_json), cmocka_unit_test(test_error_kinds_bounded),
+      cmocka_unit_test(test_json),     cmocka_unit_test(test_error_kinds_bounded),
       cmocka_unit_test(test_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,8 +13,10 @@
 /* Every value lands in a bucket whose range holds it; buckets are contiguous. */
 static void test_buckets_cover_values(void **state) {
   (void)state;
-  uint64_t vals[] = {0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 100, 1000, 1023, 1024, 1025,
-                     999999, 1ull << 40, (1ull << 48) - 1, 1ull << 48, UINT64_MAX};
+  uint64_t vals[] = {0,          1,         15,   16,     17,         31,
+                     32,         33,        63,   64,     100,        1000,
+                     1023,       1024,      1025, 999999, 1ull << 40, (1ull << 48) - 1,
+                     1ull << 48, UINT64_MAX};
   for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
     unsigned b = hist_bucket_of(vals[i]);
     assert_true(b < HIST_BUCKETS);
@@ -57,7 +59,8 @@ static void test_percentiles_uniform(void **state) {
   (void)state;
   histogram *h = malloc(sizeof(*h));
   hist_init(h);
-  for (uint64_t v = 10000; v >= 1; v--) hist_record(h, v); /* order does not matter */
+  for (uint64_t v = 10000; v >= 1; v--)
+    hist_record(h, v); /* order does not matter */
   assert_int_equal(h->min, 1);
   assert_int_equal(h->max, 10000);
   assert_int_equal(h->count, 10000);
@@ -77,8 +80,10 @@ static void test_percentiles_tail(void **state) {
   (void)state;
   histogram *h = malloc(sizeof(*h));
   hist_init(h);
-  for (int i = 0; i < 980; i++) hist_record(h, 2000);  /* 2 ms */
-  for (int i = 0; i < 20; i++) hist_record(h, 900000); /* 900 ms */
+  for (int i = 0; i < 980; i++)
+    hist_record(h, 2000); /* 2 ms */
+  for (int i = 0; i < 20; i++)
+    hist_record(h, 900000); /* 900 ms */
   uint64_t p50 = hist_percentile(h, 50), p90 = hist_percentile(h, 90), p99 = hist_percentile(h, 99);
   assert_true(p50 >= 2000 && p50 <= 2000 + 2000 / 16);
   assert_true(p90 >= 2000 && p90 <= 2000 + 2000 / 16);
@@ -119,8 +124,10 @@ static void test_merge(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_buckets_cover_values), cmocka_unit_test(test_empty_and_single),
-      cmocka_unit_test(test_percentiles_uniform), cmocka_unit_test(test_percentiles_tail),
+      cmocka_unit_test(test_buckets_cover_values),
+      cmocka_unit_test(test_empty_and_single),
+      cmocka_unit_test(test_percentiles_uniform),
+      cmocka_unit_test(test_percentiles_tail),
       cmocka_unit_test(test_merge),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,9 +7,9 @@
  * http_client on a libuv loop with a sink that checks every byte against the pattern at
  * its offset.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -30,7 +30,9 @@
 
 #define PAYLOAD 300000 /* bytes of the resource */
 
-static uint8_t pattern(uint64_t i) { return (uint8_t)(i * 7 + i / 251); }
+static uint8_t pattern(uint64_t i) {
+  return (uint8_t)(i * 7 + i / 251);
+}
 
 /* ---- the server -------------------------------------------------------------------------- */
 
@@ -45,7 +47,8 @@ static void send_pattern(int fd, uint64_t from, uint64_t to, size_t chunk, useco
   for (uint64_t off = from; off < to;) {
     size_t n = to - off < chunk ? (size_t)(to - off) : chunk;
     if (n > sizeof(buf)) n = sizeof(buf);
-    for (size_t i = 0; i < n; i++) buf[i] = pattern(off + i);
+    for (size_t i = 0; i < n; i++)
+      buf[i] = pattern(off + i);
     if (loopback_send_all(fd, buf, n) != 0) return;
     off += n;
     if (pause) usleep(pause);
@@ -95,8 +98,8 @@ static void serve_one(server *s, int c) {
       send_pattern(c, 0, PAYLOAD, 16384, 0);
     }
   } else if (!strcmp(path, "/badrange")) {
-    snprintf(extra, sizeof(extra), "Content-Range: bytes %llu-%d/%d\r\n", from + 10,
-             PAYLOAD - 1, PAYLOAD);
+    snprintf(extra, sizeof(extra), "Content-Range: bytes %llu-%d/%d\r\n", from + 10, PAYLOAD - 1,
+             PAYLOAD);
     reply_head(c, 206, extra, PAYLOAD - (long long)from - 10);
     send_pattern(c, from + 10, PAYLOAD, 16384, 0);
   } else if (!strcmp(path, "/long")) { /* declares more than the cap */
@@ -122,7 +125,9 @@ static void serve_one(server *s, int c) {
   }
 }
 
-static void serve_cb(void *ctx, int c) { serve_one(ctx, c); }
+static void serve_cb(void *ctx, int c) {
+  serve_one(ctx, c);
+}
 
 static int setup(void **state) {
   server *s = calloc(1, sizeof(*s));
@@ -151,7 +156,7 @@ typedef struct client {
   uint64_t first_offset; /* req.offset at the first sink call */
   long status_at_sink;
   int bad_bytes;
-  uint64_t stop_after;   /* > 0: the sink fails with OTAD_ENOSPC past this many bytes */
+  uint64_t stop_after; /* > 0: the sink fails with OTAD_ENOSPC past this many bytes */
 } client;
 
 static int sink(http_request *r, const uint8_t *data, size_t len) {
@@ -189,7 +194,8 @@ static void client_init(client *c, server *s, const char *path) {
 
 static void client_run(client *c) {
   assert_int_equal(http_start(c->http, &c->req), 0);
-  while (!c->done) uv_run(&c->loop, UV_RUN_ONCE);
+  while (!c->done)
+    uv_run(&c->loop, UV_RUN_ONCE);
 }
 
 static void client_free(client *c) {

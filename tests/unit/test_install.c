@@ -7,9 +7,9 @@
  * nodes, FIFOs, decompression bombs) that must be refused with nothing left behind:
  * no version directory, no temporary directory, `current` untouched, nothing outside.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -35,17 +35,17 @@ enum fmt { TAR_GZ, TAR_XZ, TAR_ZST, TAR, ZIP };
  * a hardlink, or a special file. */
 typedef struct ent {
   const char *name;
-  int type;          /* AE_IFREG (default when 0), AE_IFDIR, AE_IFLNK, AE_IFCHR, AE_IFIFO */
-  const char *data;  /* file content */
-  const char *link;  /* symlink target */
-  const char *hard;  /* hardlink target */
-  unsigned mode;     /* 0 = 0644 / 0755 */
-  size_t zeros;      /* file of this many zero bytes */
+  int type;         /* AE_IFREG (default when 0), AE_IFDIR, AE_IFLNK, AE_IFCHR, AE_IFIFO */
+  const char *data; /* file content */
+  const char *link; /* symlink target */
+  const char *hard; /* hardlink target */
+  unsigned mode;    /* 0 = 0644 / 0755 */
+  size_t zeros;     /* file of this many zero bytes */
 } ent;
 
 typedef struct fixture {
-  char dir[64];     /* mkdtemp'ed; archives live here */
-  char root[128];   /* dir/images/installed: install_archive's dest_root */
+  char dir[64];   /* mkdtemp'ed; archives live here */
+  char root[128]; /* dir/images/installed: install_archive's dest_root */
   char err[512];
 } fixture;
 
@@ -165,8 +165,10 @@ static void count_root(fixture *f, int *visible, int *hidden) {
   struct dirent *e;
   while ((e = readdir(d))) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    if (e->d_name[0] == '.') ++*hidden;
-    else ++*visible;
+    if (e->d_name[0] == '.')
+      ++*hidden;
+    else
+      ++*visible;
   }
   closedir(d);
 }
@@ -427,25 +429,28 @@ static void test_not_an_archive_and_bad_versions(void **state) {
   expect_refused(f, arch(f, "junk"), "bad", 0, "not a tar or zip archive");
   const ent one[] = {{.name = "f", .data = "x"}};
   make_archive(arch(f, "one.tgz"), TAR_GZ, one, 1);
-  const char *bad[] = {"", ".hidden", "..", "current", "a/b", "../x", "white space",
+  const char *bad[] = {"",
+                       ".hidden",
+                       "..",
+                       "current",
+                       "a/b",
+                       "../x",
+                       "white space",
                        "0123456789012345678901234567890123456789012345678901234567890123456789"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     assert_int_equal(install_version_ok(bad[i]), 0);
-    assert_int_equal(install_archive(arch(f, "one.tgz"), f->root, bad[i], 0, f->err,
-                                     sizeof(f->err)),
-                     -1);
+    assert_int_equal(
+        install_archive(arch(f, "one.tgz"), f->root, bad[i], 0, f->err, sizeof(f->err)), -1);
   }
   assert_int_equal(install_version_ok("1.2.3-rc1+build_7"), 1);
-  assert_int_equal(install_archive(arch(f, "missing.tgz"), f->root, "v", 0, f->err,
-                                   sizeof(f->err)),
+  assert_int_equal(install_archive(arch(f, "missing.tgz"), f->root, "v", 0, f->err, sizeof(f->err)),
                    -1);
   assert_non_null(strstr(f->err, "missing.tgz"));
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_tar_gz_installs_and_switches_current, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_tar_gz_installs_and_switches_current, setup, teardown),
       cmocka_unit_test_setup_teardown(test_zip_installs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_xz_and_zstd, setup, teardown),
       cmocka_unit_test_setup_teardown(test_versions_kept_pruned_replaced, setup, teardown),

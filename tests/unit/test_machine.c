@@ -187,8 +187,7 @@ static char *tmpfile_path(void) {
 static void record(journal *j, const char *label, enum dev_state s, enum dev_event e) {
   transition t;
   assert_true(machine_step(s, e, &t));
-  assert_int_equal(journal_record(j, label, "id-1", &t, "detail with \"quotes\"\nand newline"),
-                   0);
+  assert_int_equal(journal_record(j, label, "id-1", &t, "detail with \"quotes\"\nand newline"), 0);
 }
 
 static void test_journal_roundtrip(void **state) {
@@ -231,8 +230,8 @@ static int replay_text(const char *text, replay_result *r) {
   return rc;
 }
 
-#define L(dev, from, ev, to, act)                                                        \
-  "{\"t\":\"x\",\"device\":\"" dev "\",\"from\":\"" from "\",\"event\":\"" ev "\",\"to\":\"" to \
+#define L(dev, from, ev, to, act)                                                                  \
+  "{\"t\":\"x\",\"device\":\"" dev "\",\"from\":\"" from "\",\"event\":\"" ev "\",\"to\":\"" to    \
   "\",\"action\":\"" act "\"}\n"
 
 static void test_replay_catches_divergence(void **state) {
@@ -246,32 +245,32 @@ static void test_replay_catches_divergence(void **state) {
   assert_int_equal(r.line, 2);
   assert_non_null(strstr(r.why, "leads to 'registering'"));
   /* broken continuity */
-  assert_int_equal(replay_text(L("a", "unprovisioned", "start", "unprovisioned", "inspect")
-                                   L("a", "registering", "registered", "ecu_registering",
-                                     "prepare_key"),
-                               &r),
-                   OTAD_EJOURNAL);
+  assert_int_equal(
+      replay_text(L("a", "unprovisioned", "start", "unprovisioned", "inspect")
+                      L("a", "registering", "registered", "ecu_registering", "prepare_key"),
+                  &r),
+      OTAD_EJOURNAL);
   assert_int_equal(r.line, 2);
   assert_non_null(strstr(r.why, "was left in 'unprovisioned'"));
   /* wrong action */
   assert_int_equal(replay_text(L("a", "unprovisioned", "start", "unprovisioned", "register"), &r),
                    OTAD_EJOURNAL);
   /* event not allowed */
-  assert_int_equal(replay_text(L("a", "unprovisioned", "start", "unprovisioned", "inspect")
-                                   L("a", "unprovisioned", "ecus_registered", "provisioned",
-                                     "finish"),
-                               &r),
-                   OTAD_EJOURNAL);
+  assert_int_equal(
+      replay_text(L("a", "unprovisioned", "start", "unprovisioned", "inspect")
+                      L("a", "unprovisioned", "ecus_registered", "provisioned", "finish"),
+                  &r),
+      OTAD_EJOURNAL);
   assert_non_null(strstr(r.why, "not allowed"));
   /* no start */
   assert_int_equal(replay_text(L("a", "registering", "retry", "registering", "register"), &r),
                    OTAD_EJOURNAL);
   /* malformed line in the middle */
-  assert_int_equal(replay_text(L("a", "unprovisioned", "start", "unprovisioned", "inspect")
-                               "not json\n" L("a", "unprovisioned", "zip_loaded", "registering",
-                                              "register"),
-                               &r),
-                   OTAD_EJOURNAL);
+  assert_int_equal(
+      replay_text(L("a", "unprovisioned", "start", "unprovisioned", "inspect") "not json\n" L(
+                      "a", "unprovisioned", "zip_loaded", "registering", "register"),
+                  &r),
+      OTAD_EJOURNAL);
   assert_int_equal(r.line, 2);
   /* unknown names */
   assert_int_equal(replay_text(L("a", "unprovisioned", "boot", "unprovisioned", "inspect"), &r),
@@ -281,8 +280,8 @@ static void test_replay_catches_divergence(void **state) {
 static void test_replay_torn_tail(void **state) {
   (void)state;
   replay_result r;
-  assert_int_equal(replay_text(L("a", "unprovisioned", "start", "unprovisioned", "inspect")
-                               "{\"t\":\"x\",\"device\":\"a\",\"fr",
+  assert_int_equal(replay_text(L("a", "unprovisioned", "start", "unprovisioned",
+                                 "inspect") "{\"t\":\"x\",\"device\":\"a\",\"fr",
                                &r),
                    0);
   assert_true(r.torn_tail);
@@ -301,8 +300,10 @@ static void test_idgen(void **state) {
   /* adjective-noun-NNNNNN, lower case */
   int dashes = 0;
   for (char *p = a; *p; p++) {
-    if (*p == '-') dashes++;
-    else assert_true((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'));
+    if (*p == '-')
+      dashes++;
+    else
+      assert_true((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'));
   }
   assert_int_equal(dashes, 2);
   assert_int_equal(strlen(strrchr(a, '-') + 1), 6);
@@ -321,7 +322,8 @@ static void test_idgen(void **state) {
   static char names[1000][48];
   for (int i = 0; i < 1000; i++) {
     idgen_readable(&r, names[i], 48);
-    for (int k = 0; k < i; k++) dup += strcmp(names[i], names[k]) == 0;
+    for (int k = 0; k < i; k++)
+      dup += strcmp(names[i], names[k]) == 0;
   }
   assert_true(dup < 3);
 }
@@ -338,7 +340,8 @@ static void test_backoff(void **state) {
   assert_in_range(d2, 1000, 2000);
   uint32_t d3 = backoff_next(&b, &r);
   assert_in_range(d3, 2000, 4000);
-  for (int i = 0; i < 40; i++) assert_in_range(backoff_next(&b, &r), 4000, 8000);
+  for (int i = 0; i < 40; i++)
+    assert_in_range(backoff_next(&b, &r), 4000, 8000);
   backoff_reset(&b);
   assert_in_range(backoff_next(&b, &r), 500, 1000);
   /* jitter: not all the same */
@@ -347,8 +350,10 @@ static void test_backoff(void **state) {
   for (int i = 0; i < 20; i++) {
     backoff_reset(&b);
     uint32_t d = backoff_next(&b, &r);
-    if (i == 0) first = d;
-    else differ |= d != first;
+    if (i == 0)
+      first = d;
+    else
+      differ |= d != first;
   }
   assert_true(differ);
 }

@@ -5,9 +5,9 @@
  * a pair the table does not list refused, a NULL action, on_step closing the device, and
  * the retry timer with its give-up.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -143,9 +143,9 @@ static void journal_rows(fixture *f, char *out, size_t n) {
   while (fgets(line, sizeof(line), in)) {
     char from[32], ev[32], to[32], act[32];
     const char *p;
-#define FIELD(name, buf)                                          \
-  p = strstr(line, "\"" name "\":\"");                            \
-  assert_non_null(p);                                             \
+#define FIELD(name, buf)                                                                           \
+  p = strstr(line, "\"" name "\":\"");                                                             \
+  assert_non_null(p);                                                                              \
   sscanf(p + strlen(name) + 4, "%31[^\"]", buf);
     FIELD("from", from);
     FIELD("event", ev);

@@ -6,9 +6,9 @@
  * Read-only and full-disk cases need a tmpfs mount when running as root (root ignores
  * permission bits); they are skipped where mounting is not allowed.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -27,9 +27,9 @@
 #include "storage/store.h"
 
 typedef struct fixture {
-  char root[64];   /* mkdtemp'ed, removed at teardown */
-  char dir[128];   /* root/a/b/store: the store's directory (not created yet) */
-  char mnt[128];   /* root/mnt, a tmpfs when mounted */
+  char root[64]; /* mkdtemp'ed, removed at teardown */
+  char dir[128]; /* root/a/b/store: the store's directory (not created yet) */
+  char mnt[128]; /* root/mnt, a tmpfs when mounted */
   int mounted;
   int warns;
   char last_warn[1024];
@@ -103,7 +103,8 @@ static int count_temps(const char *dir) {
   assert_non_null(d);
   int n = 0;
   struct dirent *de;
-  while ((de = readdir(d)) != NULL) n += strstr(de->d_name, ".tmp.") != NULL;
+  while ((de = readdir(d)) != NULL)
+    n += strstr(de->d_name, ".tmp.") != NULL;
   closedir(d);
   return n;
 }
@@ -154,8 +155,8 @@ static void exercise_basic(store *s) {
 }
 
 static void exercise_names(store *s) {
-  static const char *const bad[] = {"", ".", "..", "a/b", "/etc/passwd", "../x", ".hidden",
-                                    ".pkey.pem.tmp.1"};
+  static const char *const bad[] = {
+      "", ".", "..", "a/b", "/etc/passwd", "../x", ".hidden", ".pkey.pem.tmp.1"};
   otad_errbuf eb = {{0}};
   char *data;
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -191,8 +192,8 @@ static void exercise_limits(store *s) {
 
 static void exercise_read_string(store *s) {
   otad_errbuf eb = {{0}};
-  assert_int_equal(store_write(s, STORE_SERVER_URL, " \thttps://gw.example:443 \n\n", 27,
-                               false, &eb), 0);
+  assert_int_equal(
+      store_write(s, STORE_SERVER_URL, " \thttps://gw.example:443 \n\n", 27, false, &eb), 0);
   char *url = store_read_string(s, STORE_SERVER_URL);
   assert_string_equal(url, "https://gw.example:443");
   free(url);

@@ -25,8 +25,8 @@
 #include <wolfssl/wolfcrypt/sha256.h>
 
 #include "core/canonical_json.h"
-#include "uptane/uptane.h"
 #include "uptane/keys.h"
+#include "uptane/uptane.h"
 
 /* ---- keys ---- */
 

@@ -26,19 +26,21 @@ static void test_valid_is_kept(void **state) {
   (void)state;
   repaired("", "", 0);
   repaired("plain \x01\x7f", "plain \x01\x7f", 0);
-  repaired("\xc3\xa9t\xc3\xa9 \xe2\x9c\x93 \xf0\x9d\x84\x9e", "\xc3\xa9t\xc3\xa9 \xe2\x9c\x93 \xf0\x9d\x84\x9e", 0);
-  repaired("\xed\x9f\xbf \xef\xbf\xbf \xf4\x8f\xbf\xbf", "\xed\x9f\xbf \xef\xbf\xbf \xf4\x8f\xbf\xbf", 0);
+  repaired("\xc3\xa9t\xc3\xa9 \xe2\x9c\x93 \xf0\x9d\x84\x9e",
+           "\xc3\xa9t\xc3\xa9 \xe2\x9c\x93 \xf0\x9d\x84\x9e", 0);
+  repaired("\xed\x9f\xbf \xef\xbf\xbf \xf4\x8f\xbf\xbf",
+           "\xed\x9f\xbf \xef\xbf\xbf \xf4\x8f\xbf\xbf", 0);
 }
 
 static void test_invalid_is_replaced(void **state) {
   (void)state;
-  repaired("cut \xe2\x9c", "cut ??", 2);         /* a character split by truncation */
-  repaired("\x80x\xbf", "?x?", 2);               /* stray continuation bytes */
+  repaired("cut \xe2\x9c", "cut ??", 2);          /* a character split by truncation */
+  repaired("\x80x\xbf", "?x?", 2);                /* stray continuation bytes */
   repaired("\xc0\xaf \xe0\x80\xaf", "?? ???", 5); /* overlong forms */
-  repaired("\xed\xa0\x80", "???", 3);            /* a UTF-16 surrogate */
-  repaired("\xf4\x90\x80\x80", "????", 4);       /* above U+10FFFF */
+  repaired("\xed\xa0\x80", "???", 3);             /* a UTF-16 surrogate */
+  repaired("\xf4\x90\x80\x80", "????", 4);        /* above U+10FFFF */
   repaired("\xff\xfe", "??", 2);
-  repaired("\xc3\xc3\xa9", "?\xc3\xa9", 1);      /* a lead byte without its tail */
+  repaired("\xc3\xc3\xa9", "?\xc3\xa9", 1); /* a lead byte without its tail */
 }
 
 static void test_json_tree(void **state) {

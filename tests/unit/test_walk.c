@@ -5,9 +5,9 @@
  * walk must ask for, in order, then its verdict. The walk is fed straight from the files:
  * no server, no store, no loop.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -61,45 +61,41 @@ static void walk_round(const char *round, uptane_director *dir, uptane_image *im
   for (int steps = 0; steps < 64; steps++) {
     time_t now = time(NULL);
     switch (uptane_walk_next(&w, now)) {
-      case UPTANE_WALK_FETCH: {
-        const char *repo = w.repo == UPTANE_REPO_DIRECTOR ? "director" : "image";
-        char path[1024];
-        snprintf(path, sizeof(path), "%s/%s/%s", round, repo, w.path);
-        size_t len = 0;
-        char *doc = read_file(path, &len);
-        if (!doc) {
-          say(out, n, "%s %s absent", repo, w.path);
-          if (!uptane_walk_absent(&w)) {
-            say(out, n, "refused 404 %s %s", repo, w.path);
-            return;
-          }
-          continue;
-        }
-        say(out, n, "%s %s", repo, w.path);
-        assert_true(len <= w.cap);
-        int rc = uptane_walk_feed(&w, doc, len, now);
-        free(doc);
-        if (rc) {
-          say(out, n, "failed %s", uptane_fail_name(w.err.fail));
+    case UPTANE_WALK_FETCH: {
+      const char *repo = w.repo == UPTANE_REPO_DIRECTOR ? "director" : "image";
+      char path[1024];
+      snprintf(path, sizeof(path), "%s/%s/%s", round, repo, w.path);
+      size_t len = 0;
+      char *doc = read_file(path, &len);
+      if (!doc) {
+        say(out, n, "%s %s absent", repo, w.path);
+        if (!uptane_walk_absent(&w)) {
+          say(out, n, "refused 404 %s %s", repo, w.path);
           return;
         }
         continue;
       }
-      case UPTANE_WALK_ASSIGNED:
-        assert_non_null(w.assigned);
-        uptane_walk_into_image(&w);
-        continue;
-      case UPTANE_WALK_NO_UPDATE:
-        say(out, n, "no_update");
-        return;
-      case UPTANE_WALK_UPDATE:
-        assert_string_equal(target.name, w.assigned);
-        assert_true(target.length > 0 && target.sha256[0]);
-        say(out, n, "update %s", target.name);
-        return;
-      case UPTANE_WALK_FAILED:
+      say(out, n, "%s %s", repo, w.path);
+      assert_true(len <= w.cap);
+      int rc = uptane_walk_feed(&w, doc, len, now);
+      free(doc);
+      if (rc) {
         say(out, n, "failed %s", uptane_fail_name(w.err.fail));
         return;
+      }
+      continue;
+    }
+    case UPTANE_WALK_ASSIGNED:
+      assert_non_null(w.assigned);
+      uptane_walk_into_image(&w);
+      continue;
+    case UPTANE_WALK_NO_UPDATE: say(out, n, "no_update"); return;
+    case UPTANE_WALK_UPDATE:
+      assert_string_equal(target.name, w.assigned);
+      assert_true(target.length > 0 && target.sha256[0]);
+      say(out, n, "update %s", target.name);
+      return;
+    case UPTANE_WALK_FAILED: say(out, n, "failed %s", uptane_fail_name(w.err.fail)); return;
     }
   }
   fail_msg("the walk did not end in 64 steps");
@@ -164,8 +160,8 @@ int main(void) {
     FILE *f = fopen(ecu, "r");
     if (!f) continue; /* make_cases.py */
     fclose(f);
-    tests[n] = (struct CMUnitTest){.name = strdup(e->d_name), .test_func = run_case,
-                                   .initial_state = paths[n]};
+    tests[n] = (struct CMUnitTest){
+        .name = strdup(e->d_name), .test_func = run_case, .initial_state = paths[n]};
     n++;
   }
   closedir(dh);
