@@ -54,7 +54,7 @@ log() { printf 'deps: %s\n' "$*" >&2; }
 install_packages() {
 	local pkgs=(build-essential cmake pkg-config libuv1-dev libcjson-dev libinih-dev
 		libcmocka-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev zlib1g-dev liblzma-dev
-		libzstd-dev dpkg-dev autoconf automake libtool openssl zip unzip jq time curl clang libclang-rt-14-dev ca-certificates
+		libzstd-dev dpkg-dev autoconf automake libtool openssl zip unzip jq time curl clang clang-format libclang-rt-14-dev ca-certificates
 		softhsm2 opensc valgrind) # softhsm2, opensc: a PKCS#11 token and pkcs11-tool (HSM tests)
 	local missing=()
 	for p in "${pkgs[@]}"; do

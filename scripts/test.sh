@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# README command 2: build (as command 1 does) and run every test with ctest; run most
+# README command 2: check that the C files follow .clang-format (scripts/format.sh); build
+# (as command 1 does) and run every test with ctest; run most
 # e2e tests again with otad under valgrind (OTAD_TEST_VALGRIND=0 skips); run each
 # libFuzzer target (scripts/fuzz.sh: 8 of them) for OTAD_TEST_FUZZ_SECONDS (default 55,
 # so about 7.5 minutes in all; 0 skips); then build again with AddressSanitizer +
@@ -7,7 +8,8 @@
 # (OTAD_TEST_SANITIZE=0 skips). Extra arguments go to ctest.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=$("$top/scripts/build.sh" | tail -n1)
+build=$("$top/scripts/build.sh" | tail -n1) # installs clang-format too, when root
+"$top/scripts/format.sh"
 (cd "$build" && ctest --output-on-failure -j"${OTAD_TEST_JOBS:-2}" "$@")
 # Valgrind (memcheck, definite and indirect leaks are errors) over the e2e tests that
 # drive otad and otad-fleet: provisioning, the update cycle, installs and attacks, device
