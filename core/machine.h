@@ -2,7 +2,7 @@
  *
  * States and events are enums with name tables; a table maps (state, event) to
  * (next state, action). machine_step() is pure: it only reads the table, so a recorded
- * journal replays without network, disk or clock. The runtime (core/device.c) performs the
+ * journal replays without network, disk or clock. The runtime (device/device.c) performs the
  * action that a step names; the actions live in states/, one file per state.
  *
  *   unprovisioned --zip_loaded--> registering --registered--> ecu_registering

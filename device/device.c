@@ -13,8 +13,6 @@
 #include <string.h>
 
 #include "../core/log.h"
-#include "../states/installing.h"
-#include "../states/states.h"
 
 static uint64_t now_ms(const device *d) {
   return uv_now(d->o.loop);

@@ -1,4 +1,4 @@
-/* fuzz_archive.c - libFuzzer target: the archive installer (install_archive(), installing.h)
+/* fuzz_archive.c - libFuzzer target: the archive installer (install_archive(), pacman/unpack.h)
  * with hostile archives: tar (plain, gzip, xz, zstd) or zip, as `[pacman] type = "archive"`
  * unpacks a downloaded target.
  *
