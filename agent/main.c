@@ -360,7 +360,8 @@ typedef struct cli {
   int loglevel, retries, retry_cap, json, no_updates;
 } cli;
 
-/* Parses argv into c. Returns -1 to go on, or the exit code (help, version, usage error). */
+/* Parses argv into c. Returns -1 to go on, or the exit code (help, version, usage error).
+ * Long because it is one independent case per option. */
 static int parse_args(int argc, char **argv, cli *c) {
   enum {
     OPT_LOGLEVEL = 256,

@@ -8,11 +8,14 @@
 #include "device.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/log.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static uint64_t now_ms(const device *d) {
   return uv_now(d->o.loop);
@@ -260,6 +263,51 @@ void device_work_finished(device *d) {
   maybe_closed(d);
 }
 
+static void work_free(device_work *w) {
+  free(w->in);
+  tls_creds_free(&w->creds);
+  free(w);
+}
+
+static void work_run(uv_work_t *req) {
+  device_work *w = container_of(req, device_work, req);
+  w->work(w);
+}
+
+static void work_after(uv_work_t *req, int status) {
+  device_work *w = container_of(req, device_work, req);
+  device *d = w->d;
+  if (d->closing || status == UV_ECANCELED) {
+    work_free(w);
+    device_work_finished(d);
+    return;
+  }
+  d->work_busy = false;
+  w->done(d, w); /* may queue the next job */
+  work_free(w);
+}
+
+int device_queue_work(device *d, void (*work)(device_work *w),
+                      void (*done)(device *d, device_work *w), uint8_t *in, size_t in_len) {
+  device_work *w = calloc(1, sizeof(*w));
+  if (!w) {
+    free(in);
+    return OTAD_ENOMEM;
+  }
+  w->d = d;
+  w->work = work;
+  w->done = done;
+  w->in = in;
+  w->in_len = in_len;
+  d->work_busy = true;
+  if (uv_queue_work(d->o.loop, &w->req, work_run, work_after) != 0) {
+    d->work_busy = false;
+    work_free(w);
+    return OTAD_ENOMEM;
+  }
+  return 0;
+}
+
 void device_close(device *d, void (*cb)(device *d)) {
   d->closing = true;
   d->close_cb = cb;
@@ -276,8 +324,6 @@ void device_free(device *d) {
   free(d->server_url);
   tls_creds_free(&d->own_prov);
   tls_creds_free(&d->creds);
-  tls_creds_free(&d->work_creds);
-  free(d->work_in);
   keys_free(&d->ecu_key);
   free(d->watch_timer);
   d->watch_timer = NULL;

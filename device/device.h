@@ -29,6 +29,7 @@
 #include "update.h"
 
 typedef struct device device;
+typedef struct device_work device_work;
 
 /* Told when the device reaches a final state (provisioned or failed). */
 typedef void (*device_done_fn)(device *d);
@@ -115,13 +116,7 @@ struct device {
                               only for a device that watches them) */
   void (*watch_cb)(device *d);
   int handles_open; /* timers not closed yet (device_close) */
-  uv_work_t work;   /* key generation on the thread pool */
-  int work_rc;
-  otad_errbuf work_eb;
-  uint8_t *work_in; /* input handed to the thread pool (owned while work_busy) */
-  size_t work_in_len;
-  tls_creds work_creds; /* output of a PKCS#12 parse on the thread pool */
-  bool work_busy;
+  bool work_busy;   /* a job of device_queue_work() runs: a close waits for it */
   bool closing;
   void (*close_cb)(device *d);
   backoff bo;
@@ -152,7 +147,30 @@ void device_fail_with(device *d, enum dev_event ev, int err, const char *fmt, ..
 /* Stops timers and requests; calls cb(d) once every handle is closed (the loop must run). */
 void device_close(device *d, void (*cb)(device *d));
 
-/* Called by an action's thread-pool completion, so a pending close can finish. */
+/* Work a device hands to the thread pool (a key to generate, a PKCS#12 to parse, an image
+ * to hash): allocated for the job and freed when its done() returns, so an idle device
+ * holds none of it. */
+struct device_work {
+  uv_work_t req; /* private */
+  device *d;
+  void (*work)(device_work *w);            /* private: runs on the pool */
+  void (*done)(device *d, device_work *w); /* private: runs on the loop */
+  int rc;                                  /* the job's result, and */
+  otad_errbuf eb;                          /*   why when rc != 0 */
+  uint8_t *in; /* input handed over with device_queue_work (freed with w) */
+  size_t in_len;
+  tls_creds creds; /* a PKCS#12 parse's output (freed with w unless the caller takes it) */
+};
+
+/* Runs work(w) on the thread pool, then done(d, w) on the loop; w is freed after done()
+ * returns. A device that is closing meanwhile gets no done(): w is freed and the close
+ * finishes. in (may be NULL, then in_len 0) is handed over. Returns 0, or OTAD_ENOMEM
+ * when the job cannot be queued (in is freed, nothing runs; the caller raises its event). */
+int device_queue_work(device *d, void (*work)(device_work *w),
+                      void (*done)(device *d, device_work *w), uint8_t *in, size_t in_len);
+
+/* Called by a job that ends outside device_queue_work (an install backend), so a pending
+ * close can finish. */
 void device_work_finished(device *d);
 
 /* Frees what the device holds (after device_close's callback). */

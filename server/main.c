@@ -255,6 +255,185 @@ static bool known_command(const char *cmd) {
   return false;
 }
 
+#define HELP_SHOWN (-1)
+
+/* Everything the command line says, parsed. */
+typedef struct server_cli {
+  const char *cmd;
+  init_options init;
+  serve_options serve;
+  uptane_cli_options up;
+  bool json, p12_set, repo_set, role_set;
+  const char *ca_name;
+  enum p12_cert_cipher p12;
+  int port;
+} server_cli;
+
+/* One option (getopt's opt, its optarg) into c. 0, HELP_SHOWN (--help printed), or the
+ * exit code of a usage error. Long because it is one independent case per option, each
+ * with its own check and message. */
+static int parse_option(server_cli *c, int opt) {
+  switch (opt) {
+  case OPT_HELP: fputs(USAGE, stdout); return HELP_SHOWN;
+  case OPT_PORT:
+    if (parse_int(optarg, strcmp(c->cmd, "serve") == 0 ? 0 : 1, 65535, &c->port) != 0)
+      return usage_error("--port '%s': expected a port number", optarg);
+    break;
+  case OPT_HOST:
+    if (!*optarg || strlen(optarg) >= FLEET_HOST_MAX || strpbrk(optarg, "/ \t\n[]"))
+      return usage_error("--host '%s': expected a host name or IP address", optarg);
+    c->init.host = optarg;
+    break;
+  case OPT_P12_PASSWORD: c->init.p12_password = optarg; break;
+  case OPT_P12:
+    if (p12_cert_cipher_parse(optarg, &c->p12) != 0)
+      return usage_error("--p12 '%s': expected legacy or 3des", optarg);
+    c->p12_set = true;
+    break;
+  case OPT_DEVICE_KEY:
+    if (pki_key_type_parse(optarg, &c->serve.device_key) != 0)
+      return usage_error("--device-key '%s': expected ec256 or rsa2048", optarg);
+    c->init.device_key = c->serve.device_key;
+    c->serve.device_key_set = true;
+    break;
+  case OPT_BIND: {
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, optarg, addr) != 1 && inet_pton(AF_INET6, optarg, addr) != 1)
+      return usage_error("--bind '%s': expected an IPv4 or IPv6 address", optarg);
+    c->serve.bind = optarg;
+    break;
+  }
+  case OPT_THREADS:
+    if (parse_int(optarg, 1, 1024, &c->serve.threads) != 0)
+      return usage_error("--threads '%s': expected 1 to 1024", optarg);
+    break;
+  case OPT_FAULTS: {
+    faults *f = NULL;
+    char err[256];
+    if (faults_parse(optarg, 0, &f, err, sizeof err) != 0) return usage_error("--faults: %s", err);
+    faults_free(f); /* checked here for the exit code; the server parses it again */
+    c->serve.faults = optarg;
+    break;
+  }
+  case OPT_FAULTS_SEED: {
+    char *end = NULL;
+    errno = 0;
+    c->serve.faults_seed = strtoull(optarg, &end, 10);
+    if (errno || end == optarg || *end || *optarg == '-')
+      return usage_error("--faults-seed '%s': expected a number", optarg);
+    break;
+  }
+  case OPT_SERVER_CERT:
+    if (server_cert_kind_parse(optarg, &c->serve.server_cert) != 0)
+      return usage_error("--server-cert '%s': expected fleet, wrong-host or expired", optarg);
+    break;
+  case OPT_QUIET: c->serve.quiet = true; break;
+  case OPT_JSON: c->json = true; break;
+  case OPT_EVENT_LOOP:
+    if (strcmp(optarg, "poll") == 0)
+      c->serve.event_loop = SERVE_LOOP_POLL;
+    else if (strcmp(optarg, "epoll") == 0)
+      c->serve.event_loop = SERVE_LOOP_EPOLL;
+    else if (strcmp(optarg, "threads") == 0)
+      c->serve.event_loop = SERVE_LOOP_THREADS;
+    else
+      return usage_error("--event-loop '%s': expected poll, epoll or threads", optarg);
+    break;
+  case OPT_NAME:
+    if (strcmp(c->cmd, "add-target") == 0) {
+      if (!repo_target_name_valid(optarg))
+        return usage_error("--name '%s': expected 1 to 255 bytes, no control characters or "
+                           "backslashes, no empty, . or .. parts between slashes",
+                           optarg);
+      c->up.name = optarg;
+      break;
+    }
+    if (!fleet_ca_name_valid(optarg))
+      return usage_error("--name '%s': expected 1 to 64 of A-Z a-z 0-9 . _ -, starting with a "
+                         "letter or digit",
+                         optarg);
+    c->ca_name = optarg;
+    break;
+  case OPT_KEY_TYPE:
+    if (tuf_key_type_parse(optarg, &c->up.key_type) != 0)
+      return usage_error("--key-type '%s': expected ed25519 or rsa", optarg);
+    c->up.key_type_set = true;
+    break;
+  case OPT_EXPIRES:
+    if (repo_expiry_parse(optarg, &c->up.expires) != 0)
+      return usage_error("--expires '%s': expected YYYY-MM-DDTHH:MM:SSZ or +N/-N with s, m, "
+                         "h, d or w",
+                         optarg);
+    break;
+  case OPT_VERSION:
+    if (strcmp(c->cmd, "resign") == 0) {
+      int v = 0;
+      if (parse_int(optarg, 1, 2000000000, &v) != 0)
+        return usage_error("--version '%s': expected a metadata version of 1 or more", optarg);
+      c->up.meta_version = v;
+    } else {
+      if (!*optarg) return usage_error("%s", "--version: expected a version");
+      c->up.version = optarg;
+    }
+    break;
+  case OPT_HWID:
+    if (!*optarg) return usage_error("%s", "--hwid: expected a hardware ID");
+    if (c->up.nhwids == CLI_HWIDS_MAX) return usage_error("%s", "--hwid: too many");
+    c->up.hwids[c->up.nhwids++] = optarg;
+    break;
+  case OPT_FORMAT:
+    if (strcmp(optarg, "BINARY") != 0 && strcmp(optarg, "OSTREE") != 0)
+      return usage_error("--format '%s': expected BINARY or OSTREE", optarg);
+    c->up.format = optarg;
+    break;
+  case OPT_URI: c->up.uri = optarg; break;
+  case OPT_DEVICE: c->up.device = optarg; break;
+  case OPT_ALL: c->up.all = true; break;
+  case OPT_TARGET: c->up.target = optarg; break;
+  case OPT_CORRELATION_ID:
+    if (!*optarg) return usage_error("%s", "--correlation-id: expected an ID");
+    c->up.correlation_id = optarg;
+    break;
+  case OPT_FORCE: c->up.force = true; break;
+  case OPT_REPO:
+    if (repo_kind_parse(optarg, &c->up.repo) != 0)
+      return usage_error("--repo '%s': expected director or image", optarg);
+    c->repo_set = true;
+    break;
+  case OPT_ROLE:
+    if (repo_role_parse(optarg, &c->up.role) != 0)
+      return usage_error("--role '%s': expected root, targets, snapshot or timestamp", optarg);
+    c->role_set = true;
+    break;
+  }
+  return 0;
+}
+
+/* Runs c->cmd on the fleet directory dir (file: the command's second operand, or NULL). */
+static int run_command(server_cli *c, const char *dir, const char *file) {
+  const char *cmd = c->cmd;
+  if (strcmp(cmd, "init") == 0) {
+    c->init.dir = dir;
+    if (c->port > 0) c->init.port = c->port;
+    if (c->p12_set) c->init.p12 = c->p12;
+    return fleet_init(&c->init);
+  }
+  if (strcmp(cmd, "serve") == 0) {
+    c->serve.dir = dir;
+    c->serve.port = c->port;
+    if (c->p12_set) c->serve.p12 = c->p12;
+    return serve_run(&c->serve);
+  }
+  if (strcmp(cmd, "add-fleet-ca") == 0) return fleet_ca_add(dir, file, c->ca_name);
+  if (strcmp(cmd, "devices") == 0) return list_devices(dir, c->json);
+  if (strcmp(cmd, "fleet-cas") == 0) return list_fleet_cas(dir, c->json);
+  if (strcmp(cmd, "add-target") == 0) return cli_add_target(&c->up);
+  if (strcmp(cmd, "assign") == 0) return cli_assign(&c->up);
+  if (strcmp(cmd, "rotate-root") == 0) return cli_rotate_root(&c->up);
+  if (strcmp(cmd, "resign") == 0) return cli_resign(&c->up);
+  return list_requests(dir, c->json);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return usage_error("%s", "a command is required");
   const char *cmd = argv[1];
@@ -269,17 +448,16 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "uptane") == 0) return uptane_tool_main(argc - 1, argv + 1); /* own options */
   if (!known_command(cmd)) return usage_error("unknown command '%s'", cmd);
 
-  init_options init = {.port = FLEET_DEFAULT_PORT,
-                       .host = "127.0.0.1",
-                       .p12_password = "",
-                       .p12 = P12_CERTS_RC2_40,
-                       .device_key = PKI_KEY_EC256};
-  serve_options serve = {.port = -1, .bind = "127.0.0.1", .p12 = P12_CERTS_3DES};
-  uptane_cli_options up = {0};
-  bool json = false, p12_set = false, repo_set = false, role_set = false;
-  const char *ca_name = NULL;
-  enum p12_cert_cipher p12 = P12_CERTS_3DES;
-  int port = -1, opt;
+  static server_cli c = {.init = {.port = FLEET_DEFAULT_PORT,
+                                  .host = "127.0.0.1",
+                                  .p12_password = "",
+                                  .p12 = P12_CERTS_RC2_40,
+                                  .device_key = PKI_KEY_EC256},
+                         .serve = {.port = -1, .bind = "127.0.0.1", .p12 = P12_CERTS_3DES},
+                         .p12 = P12_CERTS_3DES,
+                         .port = -1};
+  c.cmd = cmd;
+  int opt;
   optind = 2;
   opterr = 0;
   while ((opt = getopt_long(argc, argv, "h", OPTIONS, NULL)) != -1) {
@@ -287,140 +465,8 @@ int main(int argc, char **argv) {
     if (opt == '?') return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
     if (!option_allowed(cmd, opt))
       return usage_error("option '%s' does not apply to this command", argv[optind - 1]);
-    switch (opt) {
-    case OPT_HELP: fputs(USAGE, stdout); return 0;
-    case OPT_PORT:
-      if (parse_int(optarg, strcmp(cmd, "serve") == 0 ? 0 : 1, 65535, &port) != 0)
-        return usage_error("--port '%s': expected a port number", optarg);
-      break;
-    case OPT_HOST:
-      if (!*optarg || strlen(optarg) >= FLEET_HOST_MAX || strpbrk(optarg, "/ \t\n[]"))
-        return usage_error("--host '%s': expected a host name or IP address", optarg);
-      init.host = optarg;
-      break;
-    case OPT_P12_PASSWORD: init.p12_password = optarg; break;
-    case OPT_P12:
-      if (p12_cert_cipher_parse(optarg, &p12) != 0)
-        return usage_error("--p12 '%s': expected legacy or 3des", optarg);
-      p12_set = true;
-      break;
-    case OPT_DEVICE_KEY:
-      if (pki_key_type_parse(optarg, &serve.device_key) != 0)
-        return usage_error("--device-key '%s': expected ec256 or rsa2048", optarg);
-      init.device_key = serve.device_key;
-      serve.device_key_set = true;
-      break;
-    case OPT_BIND: {
-      unsigned char addr[16];
-      if (inet_pton(AF_INET, optarg, addr) != 1 && inet_pton(AF_INET6, optarg, addr) != 1)
-        return usage_error("--bind '%s': expected an IPv4 or IPv6 address", optarg);
-      serve.bind = optarg;
-      break;
-    }
-    case OPT_THREADS:
-      if (parse_int(optarg, 1, 1024, &serve.threads) != 0)
-        return usage_error("--threads '%s': expected 1 to 1024", optarg);
-      break;
-    case OPT_FAULTS: {
-      faults *f = NULL;
-      char err[256];
-      if (faults_parse(optarg, 0, &f, err, sizeof err) != 0)
-        return usage_error("--faults: %s", err);
-      faults_free(f); /* checked here for the exit code; the server parses it again */
-      serve.faults = optarg;
-      break;
-    }
-    case OPT_FAULTS_SEED: {
-      char *end = NULL;
-      errno = 0;
-      serve.faults_seed = strtoull(optarg, &end, 10);
-      if (errno || end == optarg || *end || *optarg == '-')
-        return usage_error("--faults-seed '%s': expected a number", optarg);
-      break;
-    }
-    case OPT_SERVER_CERT:
-      if (server_cert_kind_parse(optarg, &serve.server_cert) != 0)
-        return usage_error("--server-cert '%s': expected fleet, wrong-host or expired", optarg);
-      break;
-    case OPT_QUIET: serve.quiet = true; break;
-    case OPT_JSON: json = true; break;
-    case OPT_EVENT_LOOP:
-      if (strcmp(optarg, "poll") == 0)
-        serve.event_loop = SERVE_LOOP_POLL;
-      else if (strcmp(optarg, "epoll") == 0)
-        serve.event_loop = SERVE_LOOP_EPOLL;
-      else if (strcmp(optarg, "threads") == 0)
-        serve.event_loop = SERVE_LOOP_THREADS;
-      else
-        return usage_error("--event-loop '%s': expected poll, epoll or threads", optarg);
-      break;
-    case OPT_NAME:
-      if (strcmp(cmd, "add-target") == 0) {
-        if (!repo_target_name_valid(optarg))
-          return usage_error("--name '%s': expected 1 to 255 bytes, no control characters or "
-                             "backslashes, no empty, . or .. parts between slashes",
-                             optarg);
-        up.name = optarg;
-        break;
-      }
-      if (!fleet_ca_name_valid(optarg))
-        return usage_error("--name '%s': expected 1 to 64 of A-Z a-z 0-9 . _ -, starting with a "
-                           "letter or digit",
-                           optarg);
-      ca_name = optarg;
-      break;
-    case OPT_KEY_TYPE:
-      if (tuf_key_type_parse(optarg, &up.key_type) != 0)
-        return usage_error("--key-type '%s': expected ed25519 or rsa", optarg);
-      up.key_type_set = true;
-      break;
-    case OPT_EXPIRES:
-      if (repo_expiry_parse(optarg, &up.expires) != 0)
-        return usage_error("--expires '%s': expected YYYY-MM-DDTHH:MM:SSZ or +N/-N with s, m, "
-                           "h, d or w",
-                           optarg);
-      break;
-    case OPT_VERSION:
-      if (strcmp(cmd, "resign") == 0) {
-        int v = 0;
-        if (parse_int(optarg, 1, 2000000000, &v) != 0)
-          return usage_error("--version '%s': expected a metadata version of 1 or more", optarg);
-        up.meta_version = v;
-      } else {
-        if (!*optarg) return usage_error("%s", "--version: expected a version");
-        up.version = optarg;
-      }
-      break;
-    case OPT_HWID:
-      if (!*optarg) return usage_error("%s", "--hwid: expected a hardware ID");
-      if (up.nhwids == CLI_HWIDS_MAX) return usage_error("%s", "--hwid: too many");
-      up.hwids[up.nhwids++] = optarg;
-      break;
-    case OPT_FORMAT:
-      if (strcmp(optarg, "BINARY") != 0 && strcmp(optarg, "OSTREE") != 0)
-        return usage_error("--format '%s': expected BINARY or OSTREE", optarg);
-      up.format = optarg;
-      break;
-    case OPT_URI: up.uri = optarg; break;
-    case OPT_DEVICE: up.device = optarg; break;
-    case OPT_ALL: up.all = true; break;
-    case OPT_TARGET: up.target = optarg; break;
-    case OPT_CORRELATION_ID:
-      if (!*optarg) return usage_error("%s", "--correlation-id: expected an ID");
-      up.correlation_id = optarg;
-      break;
-    case OPT_FORCE: up.force = true; break;
-    case OPT_REPO:
-      if (repo_kind_parse(optarg, &up.repo) != 0)
-        return usage_error("--repo '%s': expected director or image", optarg);
-      repo_set = true;
-      break;
-    case OPT_ROLE:
-      if (repo_role_parse(optarg, &up.role) != 0)
-        return usage_error("--role '%s': expected root, targets, snapshot or timestamp", optarg);
-      role_set = true;
-      break;
-    }
+    int rc = parse_option(&c, opt);
+    if (rc) return rc == HELP_SHOWN ? 0 : rc;
   }
   bool add_target = strcmp(cmd, "add-target") == 0;
   int operands = strcmp(cmd, "add-fleet-ca") == 0 || add_target ? 2 : 1;
@@ -431,44 +477,17 @@ int main(int argc, char **argv) {
   if (optind + operands < argc)
     return usage_error("unexpected argument '%s'", argv[optind + operands]);
   const char *dir = argv[optind];
-  int bad = check_uptane_options(cmd, &up, repo_set, role_set);
+  int bad = check_uptane_options(cmd, &c.up, c.repo_set, c.role_set);
   if (bad) return bad;
-  up.dir = dir;
-  up.file = operands == 2 ? argv[optind + 1] : NULL;
-  if (up.key_type_set) init.uptane_key = up.key_type;
+  c.up.dir = dir;
+  c.up.file = operands == 2 ? argv[optind + 1] : NULL;
+  if (c.up.key_type_set) c.init.uptane_key = c.up.key_type;
 
   if (gnutls_global_init() < 0) {
     fprintf(stderr, "ota-server: cannot initialise GnuTLS\n");
     return 1;
   }
-  int status;
-  if (strcmp(cmd, "init") == 0) {
-    init.dir = dir;
-    if (port > 0) init.port = port;
-    if (p12_set) init.p12 = p12;
-    status = fleet_init(&init);
-  } else if (strcmp(cmd, "serve") == 0) {
-    serve.dir = dir;
-    serve.port = port;
-    if (p12_set) serve.p12 = p12;
-    status = serve_run(&serve);
-  } else if (strcmp(cmd, "add-fleet-ca") == 0) {
-    status = fleet_ca_add(dir, argv[optind + 1], ca_name);
-  } else if (strcmp(cmd, "devices") == 0) {
-    status = list_devices(dir, json);
-  } else if (strcmp(cmd, "fleet-cas") == 0) {
-    status = list_fleet_cas(dir, json);
-  } else if (add_target) {
-    status = cli_add_target(&up);
-  } else if (strcmp(cmd, "assign") == 0) {
-    status = cli_assign(&up);
-  } else if (strcmp(cmd, "rotate-root") == 0) {
-    status = cli_rotate_root(&up);
-  } else if (strcmp(cmd, "resign") == 0) {
-    status = cli_resign(&up);
-  } else {
-    status = list_requests(dir, json);
-  }
+  int status = run_command(&c, dir, c.up.file);
   gnutls_global_deinit();
   return status;
 }

@@ -57,8 +57,7 @@ typedef struct dl_state {
   image_sink *sink; /* where the bytes go (owned) */
   hash_ctx h;       /* bytes [0, received) held by the sink, when h_valid */
   bool h_valid;
-  char base[140];                            /* the image the sink is open for ("" none yet) */
-  enum dl_job job;                           /* what the thread pool does (d->work) */
+  enum dl_job job;                           /* what the thread pool does */
   uint64_t job_len;                          /* JOB_REHASH: bytes of the .part file to hash */
   char got256[65], got512[129];              /* JOB_VERIFY_FINAL: the final file's digests */
   char why[160];                             /* the sink's reason for stopping a transfer */
@@ -212,28 +211,26 @@ static void retry_download(device *d, int err, const char *fmt, ...) {
 
 /* ---- the thread pool: re-hash a .part file, verify a final file, fsync + rename --------- */
 
-static void job_work(uv_work_t *w) {
-  device *d = w->data;
+static void job_work(device_work *w) {
+  device *d = w->d;
   device_update *u = d->upd;
   dl_state *s = u->download;
   image_sink *k = s->sink;
   const update_target *t = &u->target;
-  d->work_rc = 0;
-  d->work_eb.msg[0] = 0;
   switch (s->job) {
   case JOB_REHASH:
-    d->work_rc = hash_init(&s->h, t->sha256[0], t->sha512[0]);
-    if (!d->work_rc) d->work_rc = k->ops->hash_held(k, &s->h, s->job_len, &d->work_eb);
+    w->rc = hash_init(&s->h, t->sha256[0], t->sha512[0]);
+    if (!w->rc) w->rc = k->ops->hash_held(k, &s->h, s->job_len, &w->eb);
     break;
   case JOB_VERIFY_FINAL: {
     hash_ctx h;
-    d->work_rc = hash_init(&h, t->sha256[0], t->sha512[0]);
-    if (!d->work_rc) d->work_rc = k->ops->hash_complete(k, &h, t->length, &d->work_eb);
-    if (!d->work_rc) d->work_rc = hash_final(&h, s->got256, s->got512);
+    w->rc = hash_init(&h, t->sha256[0], t->sha512[0]);
+    if (!w->rc) w->rc = k->ops->hash_complete(k, &h, t->length, &w->eb);
+    if (!w->rc) w->rc = hash_final(&h, s->got256, s->got512);
     hash_free(&h);
     break;
   }
-  case JOB_FINISH: d->work_rc = k->ops->commit(k, &d->work_eb); break;
+  case JOB_FINISH: w->rc = k->ops->commit(k, &w->eb); break;
   }
 }
 
@@ -262,25 +259,16 @@ static void downloaded(device *d, const char *how) {
   device_fire(d, EV_DOWNLOADED, u->target.name);
 }
 
-static void job_done(uv_work_t *w, int status) {
-  device *d = w->data;
-  if (d->closing) {
-    if (d->upd) close_part(d->upd);
-    device_work_finished(d);
-    return;
-  }
-  d->work_busy = false;
-  if (status == UV_ECANCELED) return;
+static void job_done(device *d, device_work *w) {
   device_update *u = d->upd;
   dl_state *s = u->download;
   const update_target *t = &u->target;
   switch (s->job) {
   case JOB_REHASH:
-    if (d->work_rc) { /* unreadable: drop it, the retry starts from byte 0 */
+    if (w->rc) { /* unreadable: drop it, the retry starts from byte 0 */
       forget_hash(s);
       discard_part(u);
-      retry_download(d, d->work_rc, "%s cannot be re-read (%s); deleted", s->sink->part_path,
-                     d->work_eb.msg);
+      retry_download(d, w->rc, "%s cannot be re-read (%s); deleted", s->sink->part_path, w->eb.msg);
       return;
     }
     u->received = s->job_len;
@@ -288,14 +276,14 @@ static void job_done(uv_work_t *w, int status) {
     verify_complete(d);
     return;
   case JOB_VERIFY_FINAL:
-    if (!d->work_rc && hashes_match(t, s->got256, s->got512)) {
+    if (!w->rc && hashes_match(t, s->got256, s->got512)) {
       otad_errbuf eb = {{0}};
       s->sink->ops->discard(s->sink, false, &eb); /* a .part file beside it goes */
       downloaded(d, "found complete from an earlier run");
       return;
     }
     device_log(d, LOG_WARN, "%s does not hold %s (%s); downloading it again", s->sink->path,
-               t->name, d->work_rc ? d->work_eb.msg : "hash differs");
+               t->name, w->rc ? w->eb.msg : "hash differs");
     otad_errbuf eb = {{0}};
     if (s->sink->ops->discard(s->sink, true, &eb) != 0) {
       retry_download(d, OTAD_EIO, "%s", eb.msg);
@@ -304,8 +292,8 @@ static void job_done(uv_work_t *w, int status) {
     downloading_start(d);
     return;
   case JOB_FINISH:
-    if (d->work_rc) {
-      retry_download(d, d->work_rc, "download of %s: %s", t->name, d->work_eb.msg);
+    if (w->rc) {
+      retry_download(d, w->rc, "download of %s: %s", t->name, w->eb.msg);
       return;
     }
     close_part(u);
@@ -322,13 +310,8 @@ static void job_done(uv_work_t *w, int status) {
 static void queue_job(device *d, enum dl_job job) {
   dl_state *s = d->upd->download;
   s->job = job;
-  d->work.data = d;
-  d->work_busy = true;
-  int rc = uv_queue_work(d->o.loop, &d->work, job_work, job_done);
-  if (rc) {
-    d->work_busy = false;
-    retry_download(d, OTAD_ENOMEM, "cannot queue work on the thread pool: %s", uv_strerror(rc));
-  }
+  int rc = device_queue_work(d, job_work, job_done, NULL, 0);
+  if (rc) retry_download(d, rc, "cannot queue work on the thread pool: %s", otad_strerror(rc));
 }
 
 /* ---- the transfer ----------------------------------------------------------------------- */
@@ -570,18 +553,17 @@ void downloading_start(device *d) {
                   t->name);
     return;
   }
-  char base[sizeof(s->base)];
+  char base[140];
   storage_image_base(t->name, t->sha256, t->sha512, base, sizeof(base));
-  if (strcmp(base, s->base) != 0) { /* another target than before */
-    forget_hash(s);
-    u->received = 0;
-    snprintf(s->base, sizeof(s->base), "%s", base);
-  }
   free(u->image_path);
   u->image_path = NULL;
   image_held held;
   otad_errbuf eb = {{0}};
   int rc = s->sink->ops->open(s->sink, base, t->length, &held, &eb);
+  if (rc || !held.same) { /* another target than before, or unsure: the running hash goes */
+    forget_hash(s);
+    u->received = 0;
+  }
   if (rc == OTAD_ENOSPC) {
     fail_download(d, rc, "download of %s: %s", t->name, eb.msg);
     return;

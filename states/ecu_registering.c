@@ -53,22 +53,15 @@ static void key_ready(device *d) {
   device_fire(d, EV_KEY_READY, d->ecu_key.keyid);
 }
 
-static void generate_work(uv_work_t *w) {
-  device *d = w->data;
-  d->work_rc = keys_generate(d->o.cfg->key_type, &d->ecu_key, &d->work_eb);
+static void generate_work(device_work *w) {
+  device *d = w->d;
+  w->rc = keys_generate(d->o.cfg->key_type, &d->ecu_key, &w->eb);
 }
 
-static void generate_done(uv_work_t *w, int status) {
-  device *d = w->data;
-  if (d->closing) {
-    device_work_finished(d);
-    return;
-  }
-  d->work_busy = false;
-  if (status == UV_ECANCELED) return;
-  if (d->work_rc) {
-    device_fail_with(d, EV_CONFIG_ERROR, d->work_rc, "generating the %s Uptane key failed: %s",
-                     config_key_type_name(d->o.cfg->key_type), d->work_eb.msg);
+static void generate_done(device *d, device_work *w) {
+  if (w->rc) {
+    device_fail_with(d, EV_CONFIG_ERROR, w->rc, "generating the %s Uptane key failed: %s",
+                     config_key_type_name(d->o.cfg->key_type), w->eb.msg);
     return;
   }
   char *priv = d->ecu_key.private_pem;
@@ -134,14 +127,10 @@ void ecu_registering_prepare_key(device *d) {
     }
     device_log(d, LOG_WARN, "stored Uptane key is unreadable (%s); generating a new one", eb.msg);
   }
-  d->work.data = d;
-  d->work_busy = true;
-  int rc = uv_queue_work(d->o.loop, &d->work, generate_work, generate_done);
-  if (rc) {
-    d->work_busy = false;
-    device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "cannot queue key generation: %s",
-                     uv_strerror(rc));
-  }
+  int rc = device_queue_work(d, generate_work, generate_done, NULL, 0);
+  if (rc)
+    device_fail_with(d, EV_TRANSIENT_ERROR, rc, "cannot queue key generation: %s",
+                     otad_strerror(rc));
 }
 
 static void on_ecus_done(http_request *r);

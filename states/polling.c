@@ -5,29 +5,28 @@
  * chain (1.root.json on first use, then N+1 until 404) and targets.json; when the director
  * assigns the primary ECU something new, the image repository's root chain, timestamp,
  * snapshot and targets (each skipped when the parent says it is unchanged) and any
- * delegations the target needs. Every document is verified by core/uptane before it is
- * trusted and stored (atomically, so a restart keeps the trusted state); a document that
- * fails leaves the trusted state as it was and is reported as VERIFICATION_FAILED. The
- * walk's position is a small step counter in device_update: the journal records the
- * cycle's outcome (no_update, update_available, verification_failed), not every GET.
+ * delegations the target needs. Which document comes next is decided by the walk
+ * (uptane/walk.h, no I/O of its own); this file fetches, stores and journals. Every
+ * document is verified before it is trusted and stored (atomically, so a restart keeps
+ * the trusted state); a document that fails leaves the trusted state as it was and is
+ * reported as VERIFICATION_FAILED. Each document verified (or root chain ended) is a
+ * journal row of its own (metadata -> walk), so a replay shows where a cycle stopped.
  *
  * After every manifest the server accepts, the queued events (events.c) and the device
  * data that changed (device_data.c: hardware, installed target, network, config) are sent
  * before the cycle goes on; neither can fail the cycle. The first poll of a run also
  * finishes an installation that waited for a reboot (rebooted -> installing.c's
  * complete), and every poll leaves a target that still waits for one alone. `otad check`
- * (device_opts.check_only) ends the run where the download would begin.
+ * (device_opts.check_only) ends the run where the download would begin, and `otad once`
+ * after the report: both through run_over -> end.
  */
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "../core/canonical_json.h"
 #include "../core/log.h"
-#include "../core/utf8.h"
 #include "../device/device_data.h"
 #include "../device/events.h"
 #include "../device/manifest.h"
@@ -67,16 +66,32 @@ static void doc_label(const uptane_walk *w, char *out, size_t n) {
 
 static void on_fetched(http_request *r);
 
+/* The walk's state lives only while a cycle walks: it goes as soon as a verdict ends the
+ * walk (before the event that says so, whose action may start the next step at once). */
+static void drop_walk(device *d) {
+  free(d->upd->walk);
+  d->upd->walk = NULL;
+}
+
+/* Ends the walk with a verification failure (err is copied first: it lives in the walk). */
+static void walk_failed(device *d, const uptane_err *err) {
+  uptane_err copy = *err;
+  drop_walk(d);
+  verification_failed(d, &copy);
+}
+
 /* The director assigns a target: the walk goes into the image repository unless the
  * target is installed already or waits for a reboot. False when the cycle ended here. */
 static bool assigned_is_new(device *d, uptane_walk *w) {
   if (device_stored_target_is(d->o.st, STORE_INSTALLED_TARGET, w->assigned, w->assigned_sha256)) {
     device_log(d, LOG_DEBUG, "%s is installed already", w->assigned);
+    drop_walk(d);
     device_fire(d, EV_NO_UPDATE, "installed already");
     return false;
   }
   if (device_stored_target_is(d->o.st, STORE_PENDING_TARGET, w->assigned, w->assigned_sha256)) {
     device_log(d, LOG_INFO, "%s is installed and waits for a reboot to complete", w->assigned);
+    drop_walk(d);
     device_fire(d, EV_NO_UPDATE, "reboot pending");
     return false;
   }
@@ -119,10 +134,14 @@ void polling_walk(device *d) {
       continue;
     case UPTANE_WALK_NO_UPDATE:
       device_log(d, LOG_INFO, "no update assigned");
+      drop_walk(d);
       device_fire(d, EV_NO_UPDATE, NULL);
       return;
-    case UPTANE_WALK_UPDATE: update_found(d); return;
-    case UPTANE_WALK_FAILED: verification_failed(d, &w->err); return;
+    case UPTANE_WALK_UPDATE: /* the target is in d->upd->target already */
+      drop_walk(d);
+      update_found(d);
+      return;
+    case UPTANE_WALK_FAILED: walk_failed(d, &w->err); return;
     }
   }
 }
@@ -147,7 +166,7 @@ static void on_fetched(http_request *r) {
     snprintf(what, sizeof(what), "%s: %s", r->url ? r->url : "metadata", r->errmsg);
     uptane_walk_too_big(w, what);
     http_request_reset(r);
-    verification_failed(d, &w->err);
+    walk_failed(d, &w->err);
     return;
   }
   if (r->err || r->status < 200 || r->status >= 300) {
@@ -157,7 +176,7 @@ static void on_fetched(http_request *r) {
   }
   if (uptane_walk_feed(w, (const char *)r->resp, r->resp_len, time(NULL)) != 0) {
     http_request_reset(r);
-    verification_failed(d, &w->err);
+    walk_failed(d, &w->err);
     return;
   }
   const char *name = store_name(w->doc);
@@ -295,10 +314,7 @@ void polling_idle(device *d) {
     d->upd->reboot_requested = false;
     device_reboot(d);
   }
-  if (d->upd) {
-    free(d->upd->walk);
-    d->upd->walk = NULL;
-  }
+  if (d->upd) drop_walk(d); /* a cycle that ended in a failed request leaves it */
   if (d->o.one_shot) {
     device_fire(d, EV_RUN_OVER, NULL);
     return;

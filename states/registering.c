@@ -75,31 +75,21 @@ void registering_new_id(device *d) {
 
 /* 2xx, on the thread pool: the body is the device's PKCS#12; its PBKDF2 rounds must not
  * stall the other devices of the loop. */
-static void parse_work(uv_work_t *w) {
-  device *d = w->data;
-  d->work_rc = tls_p12_parse(d->work_in, d->work_in_len, "", &d->work_creds, &d->work_eb);
+static void parse_work(device_work *w) {
+  w->rc = tls_p12_parse(w->in, w->in_len, "", &w->creds, &w->eb);
 }
 
-static void parse_done(uv_work_t *w, int status) {
-  device *d = w->data;
-  size_t len = d->work_in_len;
-  free(d->work_in);
-  d->work_in = NULL;
-  if (d->closing || status == UV_ECANCELED) {
-    tls_creds_free(&d->work_creds);
-    device_work_finished(d);
-    return;
-  }
-  d->work_busy = false;
-  tls_creds c = d->work_creds;
-  memset(&d->work_creds, 0, sizeof(d->work_creds));
+static void parse_done(device *d, device_work *w) {
+  size_t len = w->in_len;
+  tls_creds c = w->creds;
+  memset(&w->creds, 0, sizeof(w->creds)); /* taken */
   otad_errbuf eb = {{0}};
-  int rc = d->work_rc;
+  int rc = w->rc;
   if (rc) {
     device_fail_with(d, EV_TRANSIENT_ERROR, rc,
                      "POST /devices: the server's PKCS#12 reply (%zu bytes) is unusable: %s; "
                      "nothing stored",
-                     len, d->work_eb.msg);
+                     len, w->eb.msg);
     return;
   }
   if (!c.ca_pem || !c.ca_pem[0]) {
@@ -146,19 +136,12 @@ static void on_register_done(http_request *r) {
   if (r->err == OTAD_ECANCELED) return;
   if (!r->err && r->status >= 200 && r->status < 300) {
     /* the reply moves to the thread pool for parsing */
-    d->work_in = r->resp;
-    d->work_in_len = r->resp_len;
+    uint8_t *body = r->resp;
     r->resp = NULL;
-    d->work.data = d;
-    d->work_busy = true;
-    int rc = uv_queue_work(d->o.loop, &d->work, parse_work, parse_done);
-    if (rc) {
-      d->work_busy = false;
-      free(d->work_in);
-      d->work_in = NULL;
-      device_fail_with(d, EV_TRANSIENT_ERROR, OTAD_ENOMEM, "cannot queue the PKCS#12 parse: %s",
-                       uv_strerror(rc));
-    }
+    int rc = device_queue_work(d, parse_work, parse_done, body, r->resp_len);
+    if (rc)
+      device_fail_with(d, EV_TRANSIENT_ERROR, rc, "cannot queue the PKCS#12 parse: %s",
+                       otad_strerror(rc));
   } else {
     char code[64], desc[256];
     device_error_reply(r, code, sizeof(code), desc, sizeof(desc));

@@ -52,8 +52,9 @@ static void file_close(image_sink *s) {
   f->fd = -1;
 }
 
-/* Points the sink at base; a new image closes the old one's file and sweeps stale parts. */
-static int file_paths(file_sink *f, const char *base, otad_errbuf *eb) {
+/* Points the sink at base; a new image closes the old one's file and sweeps stale parts.
+ * *same: base is the image the sink pointed at already. */
+static int file_paths(file_sink *f, const char *base, bool *same, otad_errbuf *eb) {
   char *part = NULL, *fin = NULL;
   if (asprintf(&part, "%s/%s.part", f->dir, base) < 0) part = NULL;
   if (asprintf(&fin, "%s/%s", f->dir, base) < 0) fin = NULL;
@@ -62,7 +63,8 @@ static int file_paths(file_sink *f, const char *base, otad_errbuf *eb) {
     free(fin);
     return otad_fail(eb, OTAD_ENOMEM, "out of memory");
   }
-  if (f->pub.part_path && strcmp(f->pub.part_path, part) == 0) {
+  *same = f->pub.part_path && strcmp(f->pub.part_path, part) == 0;
+  if (*same) {
     free(part);
     free(fin);
     return 0;
@@ -84,7 +86,7 @@ static int file_open(image_sink *s, const char *base, uint64_t length, image_hel
   if (e)
     return otad_fail(eb, OTAD_EIO, "cannot create the images directory %s: %s", f->dir,
                      strerror(e));
-  int rc = file_paths(f, base, eb);
+  int rc = file_paths(f, base, &held->same, eb);
   if (rc) return rc;
 
   /* A complete image from an earlier run (renamed, then the agent stopped)? */
@@ -217,10 +219,11 @@ static int count_open(image_sink *s, const char *base, uint64_t length, image_he
   count_sink *c = (count_sink *)s;
   char *path = NULL;
   if (asprintf(&path, "mem:%s", base) < 0) return otad_fail(eb, OTAD_ENOMEM, "out of memory");
-  if (!s->path || strcmp(s->path, path) != 0) c->bytes = 0; /* another image */
+  memset(held, 0, sizeof(*held));
+  held->same = s->path && strcmp(s->path, path) == 0;
+  if (!held->same) c->bytes = 0; /* another image */
   free(s->path);
   s->path = path;
-  memset(held, 0, sizeof(*held));
   held->bytes = c->bytes;
   return 0;
 }

@@ -28,6 +28,8 @@ typedef struct image_held {
   bool complete;  /* a finished image of the right size from an earlier run: hash it
                      (hash_complete) before trusting it */
   uint64_t bytes; /* else: bytes of it held already, from byte 0 */
+  bool same;      /* the last open() was for this image too: the caller's running hash
+                     of the held bytes may still be good */
 } image_held;
 
 typedef struct image_sink_ops {

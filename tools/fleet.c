@@ -812,7 +812,7 @@ static int setup_config(fleet *f, const char *zip, const char *key_type, const c
 }
 
 /* Parses argv into f (its settings) and f->args. Returns -1 to go on, or the exit code
- * (help, usage error). */
+ * (help, usage error). Long because it is one independent case per option. */
 static int parse_args(int argc, char **argv, fleet *f) {
   enum {
     OPT_P12PW = 256,
