@@ -65,7 +65,9 @@ typedef struct pacman_backend {
   /* After a reboot: 0 when the pending target t is what runs now, else an error with eb
    * saying what booted instead. NULL: the reboot itself completes the install. */
   int (*complete)(const otad_config *cfg, const update_target *t, otad_errbuf *eb);
-  /* Writes the name of what runs now to out. NULL: what the store records as installed. */
+  /* Writes the name of what runs now to out. NULL: what the store records as installed.
+   * No backend of today can tell more than the store; the first that can (OSTree: the
+   * booted commit) brings the manifest's use of it. */
   int (*running)(const otad_config *cfg, char *out, size_t n, otad_errbuf *eb);
 } pacman_backend;
 

@@ -106,6 +106,13 @@ static void copy_str(const cJSON *o, const char *key, char *out, size_t n) {
   snprintf(out, n, "%s", cJSON_IsString(v) ? v->valuestring : "");
 }
 
+/* After a reboot: does the backend find t running? Backends that cannot tell (none,
+ * archive, command) take the reboot as the completion. */
+static bool booted_as_installed(device *d, const update_target *t, otad_errbuf *eb) {
+  const pacman_backend *b = pacman_find(d->o.cfg->pacman_type);
+  return !b || !b->complete || b->complete(d->o.cfg, t, eb) == 0;
+}
+
 void installing_complete(device *d) {
   d->eb.msg[0] = 0;
   device_update *u = d->upd;
@@ -127,10 +134,16 @@ void installing_complete(device *d) {
   t->length = cJSON_IsNumber(len) ? (uint64_t)len->valuedouble : 0;
   bool done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "installed"));
   cJSON_Delete(o);
+  otad_errbuf eb = {{0}};
+  if (!done && !booted_as_installed(d, t, &eb)) { /* the backend says another version runs */
+    free(js);
+    store_remove(d->o.st, STORE_PENDING_TARGET, &eb);
+    install_failed(d, "installing %s: %s", t->name, eb.msg);
+    return;
+  }
   /* the report first: until pending_target is gone, a crash only means completing again */
   device_set_result(d, true, UPDATE_OK, "installed %s: %s", t->name,
                     done ? "recorded after a restart" : "completed by a reboot");
-  otad_errbuf eb = {{0}};
   int rc = store_write(d->o.st, STORE_INSTALLED_TARGET, js, strlen(js), false, &eb);
   free(js);
   if (!rc) rc = store_remove(d->o.st, STORE_PENDING_TARGET, &eb);
