@@ -32,6 +32,7 @@
 #include "core/rng.h"
 #include "crypto/certgen.h"
 #include "crypto/tls.h"
+#include "device/request.h"
 #include "storage/credzip.h"
 #include "storage/store.h"
 #include "transport/http.h"
@@ -574,18 +575,6 @@ static void on_register_done(http_request *r) {
   ((cp_reg *)r->data)->finished = 1;
 }
 
-/* {"code":..,"description":..} of an error reply, when there is one. */
-static void error_reply(const http_request *r, char *code, size_t cl, char *desc, size_t dl) {
-  code[0] = desc[0] = 0;
-  if (!r->resp) return;
-  cJSON *o = cJSON_ParseWithLength((const char *)r->resp, r->resp_len);
-  const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "code"),
-              *s = cJSON_GetObjectItemCaseSensitive(o, "description");
-  if (cJSON_IsString(c)) snprintf(code, cl, "%s", c->valuestring);
-  if (cJSON_IsString(s)) snprintf(desc, dl, "%s", s->valuestring);
-  cJSON_Delete(o);
-}
-
 /* What the server's reply to POST /devices means; fills run->key_pem etc. on success. */
 static int registration_result(const cp_args *a, cp_run *run, http_request *r, const char *url) {
   if (r->err == OTAD_EPEER)
@@ -601,7 +590,7 @@ static int registration_result(const cp_args *a, cp_run *run, http_request *r, c
                     r->errmsg);
   if (r->status < 200 || r->status >= 300) {
     char code[64], desc[256];
-    error_reply(r, code, sizeof(code), desc, sizeof(desc));
+    device_error_reply(r, code, sizeof(code), desc, sizeof(desc));
     if (strcmp(code, "device_already_registered") == 0)
       return cp_error(EXIT_ID_TAKEN,
                       "the server already has a device with ID '%s'; choose another with "
